@@ -1,0 +1,107 @@
+"""The ``fraudstream`` command line: the thin edge where settings are read once."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from fraudstream.observability import configure_logging
+from fraudstream.settings import Settings, load_settings
+
+app = typer.Typer(no_args_is_help=True, help="Real-time fraud detection on Kafka + PostgreSQL.")
+infra_app = typer.Typer(no_args_is_help=True, help="The local embedded Kafka cluster and PostgreSQL.")
+db_app = typer.Typer(no_args_is_help=True, help="Database schema.")
+app.add_typer(infra_app, name="infra")
+app.add_typer(db_app, name="db")
+console = Console()
+
+
+@app.callback()
+def _main(
+    log_level: Annotated[str, typer.Option(envvar="FRAUDSTREAM_LOG_LEVEL")] = "INFO",
+) -> None:
+    configure_logging(log_level)
+
+
+def _fail(exc: Exception) -> None:
+    console.print(f"[bold red]error:[/] {exc}")
+    raise typer.Exit(1)
+
+
+@infra_app.command("up")
+def infra_up(
+    nodes: Annotated[int, typer.Option(help="Kafka brokers (3, or 1 for a light mode).")] = 3,
+) -> None:
+    """Start the local Kafka cluster and PostgreSQL, create topics, migrate the schema."""
+    import time
+
+    from fraudstream.infra import local
+    from fraudstream.infra.kafka import InfraError
+
+    if nodes not in (1, 3):
+        _fail(ValueError("--nodes must be 3 or 1"))
+    settings = load_settings(kafka_nodes=nodes)
+    started = time.monotonic()
+    try:
+        with console.status(f"starting {nodes} Kafka broker(s) and PostgreSQL…"):
+            local.up(settings, nodes)
+    except InfraError as exc:
+        _fail(exc)
+    console.print(f"[green]infrastructure up[/] in {time.monotonic() - started:.1f}s")
+    _print_status(settings)
+
+
+@infra_app.command("status")
+def infra_status() -> None:
+    """Brokers, controller quorum, topics (partitions/RF/ISR) and PostgreSQL reachability."""
+    if not _print_status(load_settings()):
+        raise typer.Exit(1)
+
+
+@infra_app.command("down")
+def infra_down(
+    purge: Annotated[bool, typer.Option(help="Also delete all data (topics, database).")] = False,
+) -> None:
+    """Stop the local services (and with --purge, delete their data)."""
+    from fraudstream.infra import local
+
+    local.down(load_settings(), purge=purge)
+    console.print("[green]infrastructure down[/]" + (" (purged)" if purge else ""))
+
+
+def _print_status(settings: Settings) -> bool:
+    from fraudstream.infra.kafka import KafkaCluster
+    from fraudstream.infra.status import collect
+
+    cluster = None if settings.kafka_bootstrap_servers else KafkaCluster(settings)
+    st = collect(settings, cluster)
+    console.print(f"Kafka bootstrap: {st.bootstrap}")
+    if st.kafka_error:
+        console.print(f"[red]Kafka unreachable:[/] {st.kafka_error}")
+    else:
+        console.print(f"Brokers ({len(st.brokers)}): {', '.join(st.brokers)}")
+        if st.quorum:
+            q = st.quorum
+            console.print(f"Controller quorum: leader {q.get('leader')}, epoch {q.get('epoch')}, "
+                          f"voters {q.get('voters')}")
+        table = Table("topic", "partitions", "RF", "ISR (min)", "leaders")
+        for t in st.topics:
+            table.add_row(t.name, str(t.partitions), str(t.replication_factor), str(t.min_isr),
+                          ",".join(map(str, t.leaders)))
+        console.print(table)
+    colour = "green" if st.postgres_ok else "red"
+    console.print(f"PostgreSQL: [{colour}]{'reachable' if st.postgres_ok else 'unreachable'}[/] "
+                  f"{st.postgres_detail}")
+    return st.kafka_error is None and st.postgres_ok
+
+
+@db_app.command("migrate")
+def db_migrate() -> None:
+    """Apply pending numbered SQL migrations."""
+    from fraudstream.db.migrate import migrate
+
+    applied = migrate(load_settings().dsn)
+    console.print(f"applied: {', '.join(applied)}" if applied else "schema up to date")

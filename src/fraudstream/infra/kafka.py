@@ -1,0 +1,271 @@
+"""The local embedded Kafka cluster: real Apache Kafka brokers in KRaft combined mode.
+
+Jars are resolved by Maven from the ``pom.xml`` shipped in ``resources/`` into a cache folder;
+each node is one JVM (``kafka.Kafka``) with its own properties, data and log directory under
+the state folder. Heap and thread counts are sized for a small (2-core) machine.
+"""
+
+from __future__ import annotations
+
+import base64
+import shutil
+import subprocess
+import time
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+
+import structlog
+
+from fraudstream.infra.processes import is_running, kill, read_pid, tail, terminate
+from fraudstream.settings import Settings
+
+log = structlog.get_logger(__name__)
+
+KAFKA_MAIN = "kafka.Kafka"
+MARKER = "fraudstream-kafka-node"
+
+
+class InfraError(RuntimeError):
+    """A local service could not be brought up; the message carries the log's tail."""
+
+
+@dataclass(frozen=True)
+class KafkaNode:
+    node_id: int
+    broker_port: int
+    controller_port: int
+    home: Path
+
+    @property
+    def config_file(self) -> Path:
+        return self.home / "server.properties"
+
+    @property
+    def data_dir(self) -> Path:
+        return self.home / "data"
+
+    @property
+    def log_dir(self) -> Path:
+        return self.home / "logs"
+
+    @property
+    def pid_file(self) -> Path:
+        return self.home / "kafka.pid"
+
+    @property
+    def stdout_file(self) -> Path:
+        return self.log_dir / "stdout.log"
+
+    @property
+    def marker(self) -> str:
+        return f"-D{MARKER}={self.home}"
+
+
+def resource_path(name: str) -> Path:
+    return Path(str(resources.files("fraudstream.infra.resources").joinpath(name)))
+
+
+def jars_dir(settings: Settings) -> Path:
+    return (settings.cache_dir / "kafka" / "lib").resolve()
+
+
+def ensure_jars(settings: Settings) -> Path:
+    """Resolve the broker jars with Maven once; later calls reuse the cache."""
+    lib = jars_dir(settings)
+    stamp = lib / ".complete"
+    if stamp.exists():
+        return lib
+    if shutil.which("mvn") is None:
+        raise InfraError("Maven (mvn) is needed to resolve the Kafka jars: run scripts/bootstrap.sh")
+    lib.mkdir(parents=True, exist_ok=True)
+    log.info("kafka.jars.resolve", into=str(lib))
+    cmd = [
+        "mvn", "-q", "-B", "-f", str(resource_path("pom.xml")),
+        "dependency:copy-dependencies", f"-DoutputDirectory={lib}", "-DincludeScope=runtime",
+    ]
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise InfraError(f"mvn failed to resolve Kafka jars:\n{proc.stdout[-3000:]}{proc.stderr[-3000:]}")
+    stamp.write_text("ok\n")
+    return lib
+
+
+class KafkaCluster:
+    """Start, inspect and stop the local KRaft cluster described by ``settings``."""
+
+    def __init__(self, settings: Settings, nodes: int | None = None) -> None:
+        self.settings = settings
+        self.home = (settings.state_dir / "kafka").resolve()
+        self.n = nodes or self._recorded_nodes() or settings.kafka_nodes
+        base = settings.kafka_base_port
+        self.nodes = [
+            KafkaNode(i + 1, base + i, base + 100 + i, self.home / f"node-{i + 1}")
+            for i in range(self.n)
+        ]
+
+    # ---- configuration ---------------------------------------------------------------
+    def _recorded_nodes(self) -> int | None:
+        f = self.home / "nodes"
+        return int(f.read_text()) if f.exists() else None
+
+    @property
+    def bootstrap(self) -> str:
+        return ",".join(f"127.0.0.1:{n.broker_port}" for n in self.nodes)
+
+    def cluster_id(self) -> str:
+        f = self.home / "cluster-id"
+        if not f.exists():
+            self.home.mkdir(parents=True, exist_ok=True)
+            f.write_text(base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("="))
+        return f.read_text().strip()
+
+    def properties(self, node: KafkaNode) -> str:
+        n = self.n
+        rf = min(3, n)
+        isr = min(2, n)
+        voters = ",".join(f"{x.node_id}@127.0.0.1:{x.controller_port}" for x in self.nodes)
+        props = {
+            "process.roles": "broker,controller",
+            "node.id": node.node_id,
+            "controller.quorum.voters": voters,
+            "listeners": f"PLAINTEXT://127.0.0.1:{node.broker_port},"
+            f"CONTROLLER://127.0.0.1:{node.controller_port}",
+            "advertised.listeners": f"PLAINTEXT://127.0.0.1:{node.broker_port}",
+            "controller.listener.names": "CONTROLLER",
+            "inter.broker.listener.name": "PLAINTEXT",
+            "listener.security.protocol.map": "CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT",
+            "log.dirs": node.data_dir,
+            "num.partitions": 3,
+            "default.replication.factor": rf,
+            "min.insync.replicas": isr,
+            "offsets.topic.replication.factor": rf,
+            "offsets.topic.num.partitions": 6,
+            "transaction.state.log.replication.factor": rf,
+            "transaction.state.log.min.isr": isr,
+            "transaction.state.log.num.partitions": 6,
+            "share.coordinator.state.topic.replication.factor": rf,
+            "share.coordinator.state.topic.min.isr": isr,
+            "auto.create.topics.enable": "false",
+            "group.initial.rebalance.delay.ms": 0,
+            # A 2-core machine: few threads per broker, three brokers share the cores.
+            "num.network.threads": 2,
+            "num.io.threads": 2,
+            "background.threads": 2,
+            "num.replica.fetchers": 1,
+            "num.recovery.threads.per.data.dir": 1,
+            "log.cleaner.threads": 1,
+            "log.retention.hours": 168,
+            "log.segment.bytes": 256 * 1024 * 1024,
+            "transaction.remove.expired.transaction.cleanup.interval.ms": 60000,
+        }
+        return "".join(f"{k}={v}\n" for k, v in props.items())
+
+    def _java(self, main: str, node: KafkaNode, *args: str) -> list[str]:
+        lib = ensure_jars(self.settings)
+        heap = self.settings.kafka_heap
+        return [
+            "java", f"-Xms{heap}", f"-Xmx{heap}", "-XX:+UseG1GC", "-XX:MaxGCPauseMillis=20",
+            "-XX:CICompilerCount=2", "-XX:ParallelGCThreads=1", "-XX:ConcGCThreads=1",
+            "-Djava.awt.headless=true", f"-Dkafka.logs.dir={node.log_dir}",
+            f"-Dlog4j2.configurationFile={resource_path('log4j2.properties')}",
+            node.marker, "-cp", f"{lib}/*", main, *args,
+        ]
+
+    # ---- lifecycle -------------------------------------------------------------------
+    def _format(self, node: KafkaNode) -> None:
+        if (node.data_dir / "meta.properties").exists():
+            return
+        cmd = self._java(
+            "kafka.tools.StorageTool", node, "format", "-t", self.cluster_id(),
+            "-c", str(node.config_file), "--ignore-formatted",
+        )
+        proc = subprocess.run(cmd, capture_output=True, text=True)
+        if proc.returncode != 0:
+            raise InfraError(
+                f"Kafka node {node.node_id}: storage format failed\n{proc.stdout}{proc.stderr}"
+            )
+
+    def _start(self, node: KafkaNode) -> None:
+        if is_running(read_pid(node.pid_file), node.marker):
+            return
+        node.log_dir.mkdir(parents=True, exist_ok=True)
+        with node.stdout_file.open("ab") as out:
+            proc = subprocess.Popen(
+                self._java(KAFKA_MAIN, node, str(node.config_file)),
+                stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                start_new_session=True,
+            )
+        node.pid_file.write_text(str(proc.pid))
+
+    def up(self) -> None:
+        """Idempotently format, start and wait for every node."""
+        recorded = self._recorded_nodes()
+        if recorded and recorded != self.n and self.running_nodes():
+            raise InfraError(
+                f"a {recorded}-node cluster is running; run `fraudstream infra down` first"
+            )
+        if recorded and recorded != self.n:
+            raise InfraError(
+                f"state holds a {recorded}-node cluster; `fraudstream infra down --purge` to change"
+            )
+        self.home.mkdir(parents=True, exist_ok=True)
+        (self.home / "nodes").write_text(str(self.n))
+        for node in self.nodes:
+            node.home.mkdir(parents=True, exist_ok=True)
+            node.config_file.write_text(self.properties(node))
+        ensure_jars(self.settings)
+        self.cluster_id()  # create it once, before the parallel formats read it
+        with ThreadPoolExecutor(self.n) as pool:
+            list(pool.map(self._format, self.nodes))
+        for node in self.nodes:
+            self._start(node)
+        self.wait_ready()
+
+    def running_nodes(self) -> list[KafkaNode]:
+        return [n for n in self.nodes if is_running(read_pid(n.pid_file), n.marker)]
+
+    def wait_ready(self) -> None:
+        """Block until every broker is registered, or raise with the failing node's log."""
+        from confluent_kafka.admin import AdminClient
+
+        admin = AdminClient({"bootstrap.servers": self.bootstrap, "log_level": 0})
+        deadline = time.monotonic() + self.settings.infra_start_timeout_s
+        while True:
+            for node in self.nodes:
+                if not is_running(read_pid(node.pid_file), node.marker):
+                    raise InfraError(
+                        f"Kafka node {node.node_id} exited during start-up "
+                        f"(port {node.broker_port}). Last log lines:\n"
+                        f"{tail(node.stdout_file)}\n{tail(node.log_dir / 'server.log')}"
+                    )
+            try:
+                md = admin.list_topics(timeout=2)
+                if len(md.brokers) >= self.n:
+                    return
+            except Exception:  # noqa: BLE001 - not answering yet
+                pass
+            if time.monotonic() > deadline:
+                raise InfraError(
+                    f"Kafka cluster not ready after {self.settings.infra_start_timeout_s:.0f}s. "
+                    f"Last log lines of node 1:\n{tail(self.nodes[0].log_dir / 'server.log')}"
+                )
+            time.sleep(0.5)
+
+    def down(self, purge: bool = False) -> None:
+        procs = [(p, n.marker) for n in self.nodes if (p := read_pid(n.pid_file)) is not None]
+        terminate(procs, timeout_s=45)
+        for node in self.nodes:
+            node.pid_file.unlink(missing_ok=True)
+        if purge:
+            shutil.rmtree(self.home, ignore_errors=True)
+
+    def kill_node(self, node_id: int) -> None:
+        """SIGKILL one broker (fault injection in tests)."""
+        node = self.nodes[node_id - 1]
+        kill(read_pid(node.pid_file), node.marker)
+
+    def start_node(self, node_id: int) -> None:
+        self._start(self.nodes[node_id - 1])

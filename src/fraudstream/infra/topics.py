@@ -1,0 +1,58 @@
+"""The topics the system uses, created idempotently with the AdminClient.
+
+Replication is capped by the number of brokers so the light one-node mode works with the
+same code; ``min.insync.replicas`` is 2 whenever there are at least 3 replicas, so a write
+acknowledged with ``acks=all`` survives the loss of one broker.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from confluent_kafka import KafkaException
+from confluent_kafka.admin import AdminClient, NewTopic
+
+from fraudstream.settings import Settings
+
+
+@dataclass(frozen=True)
+class TopicSpec:
+    name: str
+    partitions: int
+    replication_factor: int
+    config: dict[str, str] = field(default_factory=dict)
+
+
+def topic_specs(settings: Settings, brokers: int) -> list[TopicSpec]:
+    """Every topic of the system, sized for a cluster of ``brokers`` nodes."""
+    rf = min(settings.topic_replication_factor, brokers)
+    isr = {"min.insync.replicas": str(min(2, rf))}
+    p = settings.topic_partitions
+    return [
+        TopicSpec(settings.topic_input, p, rf, dict(isr)),
+        TopicSpec(settings.topic_output, p, rf, dict(isr)),
+        TopicSpec(settings.topic_training, p, rf, dict(isr)),
+        TopicSpec(settings.topic_dlq, p, rf, dict(isr)),
+    ]
+
+
+def ensure_topics(admin: AdminClient, specs: list[TopicSpec], timeout_s: float = 30) -> list[str]:
+    """Create the missing topics; return the names created. Existing ones are left alone."""
+    existing = set(admin.list_topics(timeout=timeout_s).topics)
+    missing = [s for s in specs if s.name not in existing]
+    if not missing:
+        return []
+    futures = admin.create_topics(
+        [NewTopic(s.name, s.partitions, s.replication_factor, config=s.config) for s in missing],
+        operation_timeout=timeout_s,
+        request_timeout=timeout_s,
+    )
+    created = []
+    for name, fut in futures.items():
+        try:
+            fut.result()
+            created.append(name)
+        except KafkaException as exc:
+            if exc.args[0].name() != "TOPIC_ALREADY_EXISTS":
+                raise
+    return created
