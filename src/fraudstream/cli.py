@@ -20,10 +20,9 @@ console = Console()
 
 
 @app.callback()
-def _main(
-    log_level: Annotated[str, typer.Option(envvar="FRAUDSTREAM_LOG_LEVEL")] = "INFO",
-) -> None:
-    configure_logging(log_level)
+def _main() -> None:
+    settings = load_settings()
+    configure_logging(settings.log_level, settings.log_json)
 
 
 def _fail(exc: Exception) -> None:
@@ -105,3 +104,11 @@ def db_migrate() -> None:
 
     applied = migrate(load_settings().dsn)
     console.print(f"applied: {', '.join(applied)}" if applied else "schema up to date")
+
+
+@app.command("demo")
+def demo(
+    nodes: Annotated[int, typer.Option(help="Kafka brokers (3, or 1 for a light mode).")] = 3,
+) -> None:
+    """The main job on the local embedded default: bring everything up and show its status."""
+    infra_up(nodes)

@@ -3,17 +3,16 @@
 from __future__ import annotations
 
 import logging
-import os
 import sys
 
 import structlog
 
 
-def configure_logging(level: str | None = None, json_logs: bool | None = None) -> None:
-    """JSON lines when not on a terminal (or FRAUDSTREAM_LOG_JSON=1), console otherwise."""
-    level = (level or os.environ.get("FRAUDSTREAM_LOG_LEVEL", "INFO")).upper()
+def configure_logging(level: str = "INFO", json_logs: bool | None = None) -> None:
+    """JSON lines when asked or when stderr is not a terminal; readable console otherwise."""
+    level = level.upper()
     if json_logs is None:
-        json_logs = os.environ.get("FRAUDSTREAM_LOG_JSON", "") == "1" or not sys.stderr.isatty()
+        json_logs = not sys.stderr.isatty()
     renderer: structlog.typing.Processor = (
         structlog.processors.JSONRenderer() if json_logs else structlog.dev.ConsoleRenderer()
     )

@@ -28,7 +28,9 @@ class Settings(BaseSettings):
     # --- Kafka client -------------------------------------------------------------------
     kafka_bootstrap_servers: str = Field(
         default="",
-        validation_alias=AliasChoices("KAFKA_BOOTSTRAP_SERVERS", "FRAUDSTREAM_KAFKA_BOOTSTRAP_SERVERS"),
+        validation_alias=AliasChoices(
+            "KAFKA_BOOTSTRAP_SERVERS", "FRAUDSTREAM_KAFKA_BOOTSTRAP_SERVERS"
+        ),
         description="Comma-separated host:port list; empty means the local embedded cluster.",
     )
     kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
@@ -51,6 +53,10 @@ class Settings(BaseSettings):
         default=SecretStr(f"postgresql://admin:admin@127.0.0.1:{DEFAULT_PG_PORT}/fraud_detection"),
         validation_alias=AliasChoices("DATABASE_URL", "FRAUDSTREAM_DATABASE_URL"),
     )
+
+    # --- Logs ---------------------------------------------------------------------------
+    log_level: str = "INFO"
+    log_json: bool | None = None  # None: JSON lines unless stderr is a terminal
 
     # --- Local embedded infrastructure --------------------------------------------------
     state_dir: Path = Path(".state")

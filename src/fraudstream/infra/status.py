@@ -57,7 +57,8 @@ def collect(settings: Settings, cluster: KafkaCluster | None = None) -> ClusterS
         conf = {**settings.kafka_client_config(), "bootstrap.servers": bootstrap, "log_level": 0}
         admin = AdminClient(conf)
         md = admin.list_topics(timeout=5)
-        st.brokers = [f"{b.id}@{b.host}:{b.port}" for b in sorted(md.brokers.values(), key=lambda b: b.id)]
+        brokers = sorted(md.brokers.values(), key=lambda b: b.id)
+        st.brokers = [f"{b.id}@{b.host}:{b.port}" for b in brokers]
         for name in sorted(md.topics):
             if name.startswith("__"):
                 continue
