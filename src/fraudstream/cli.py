@@ -8,6 +8,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from fraudstream.generator.command import generate
 from fraudstream.observability import configure_logging
 from fraudstream.settings import Settings, load_settings
 
@@ -17,6 +18,7 @@ db_app = typer.Typer(no_args_is_help=True, help="Database schema.")
 app.add_typer(infra_app, name="infra")
 app.add_typer(db_app, name="db")
 console = Console()
+app.command("generate")(generate)
 
 
 @app.callback()
