@@ -1,0 +1,1 @@
+"""Message contracts shared by every component (topics ``input``, ``training``, ``output``)."""

@@ -1,0 +1,59 @@
+"""A batch of validated transactions in columnar form: the input of the pure core.
+
+Times are UTC epoch milliseconds (int64) and amounts are also kept in integer cents, so
+windowed sums are exact; strings stay Python lists (they are interned by the stores).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+import numpy as np
+
+from fraudstream.contracts.messages import Transaction
+
+#: The earliest event time accepted (feature stores pack times relative to it).
+EPOCH_2000_MS = int(datetime(2000, 1, 1, tzinfo=UTC).timestamp() * 1000)
+
+
+@dataclass
+class TxBatch:
+    transaction_id: list[str]
+    customer_id: list[str]
+    terminal_id: list[str]
+    time_ms: np.ndarray  # int64, UTC epoch milliseconds
+    tx_amount: np.ndarray  # float64, as sent
+    amount_cents: np.ndarray  # int64, round(tx_amount * 100)
+    records: list[Transaction] = field(default_factory=list)  # the decoded messages, in order
+
+    def __len__(self) -> int:
+        return len(self.transaction_id)
+
+    @classmethod
+    def from_transactions(cls, txs: list[Transaction]) -> TxBatch:
+        amounts = np.fromiter((t.tx_amount for t in txs), dtype=np.float64, count=len(txs))
+        return cls(
+            transaction_id=[str(t.transaction_id) for t in txs],
+            customer_id=[str(t.customer_id) for t in txs],
+            terminal_id=[str(t.terminal_id) for t in txs],
+            time_ms=np.fromiter(
+                (round(t.tx_datetime.timestamp() * 1000) for t in txs), dtype=np.int64, count=len(txs)
+            ),
+            tx_amount=amounts,
+            amount_cents=np.rint(amounts * 100).astype(np.int64),
+            records=txs,
+        )
+
+    def take(self, idx: np.ndarray) -> TxBatch:
+        """The rows at positions ``idx`` (e.g. one partition's share, or a time-sorted order)."""
+        ids = idx.tolist()
+        return TxBatch(
+            transaction_id=[self.transaction_id[i] for i in ids],
+            customer_id=[self.customer_id[i] for i in ids],
+            terminal_id=[self.terminal_id[i] for i in ids],
+            time_ms=self.time_ms[idx],
+            tx_amount=self.tx_amount[idx],
+            amount_cents=self.amount_cents[idx],
+            records=[self.records[i] for i in ids] if self.records else [],
+        )
