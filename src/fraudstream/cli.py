@@ -10,6 +10,7 @@ from rich.table import Table
 
 from fraudstream.generator.command import generate
 from fraudstream.observability import configure_logging
+from fraudstream.producer.command import produce
 from fraudstream.settings import Settings, load_settings
 
 app = typer.Typer(no_args_is_help=True, help="Real-time fraud detection on Kafka + PostgreSQL.")
@@ -19,6 +20,7 @@ app.add_typer(infra_app, name="infra")
 app.add_typer(db_app, name="db")
 console = Console()
 app.command("generate")(generate)
+app.command("produce")(produce)
 
 
 @app.callback()

@@ -1,0 +1,1 @@
+"""Publishing transactions to ``input`` and delayed ground truth to ``training``."""
