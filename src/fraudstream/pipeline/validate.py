@@ -51,6 +51,8 @@ def validate(value: bytes | None, key: bytes | None, now_ms: int) -> Transaction
         return Invalid("oversized", f"{len(value)} bytes > {MAX_MESSAGE_BYTES}")
     try:
         tx = _decoder.decode(value)
+    except UnicodeDecodeError as exc:  # msgspec raises it for bad UTF-8 inside a string
+        return Invalid("invalid_utf8", str(exc))
     except msgspec.ValidationError as exc:
         return Invalid("schema", str(exc))
     except msgspec.DecodeError as exc:
@@ -59,6 +61,8 @@ def validate(value: bytes | None, key: bytes | None, now_ms: int) -> Transaction
         except UnicodeDecodeError:
             return Invalid("invalid_utf8", str(exc))
         return Invalid("invalid_json", str(exc))
+    except (ValueError, TypeError, OverflowError, RecursionError) as exc:  # never crash the worker
+        return Invalid("undecodable", f"{type(exc).__name__}: {exc}")
     for field in ("transaction_id", "customer_id", "terminal_id"):
         problem = _id_problem(getattr(tx, field), field)
         if problem:
