@@ -47,6 +47,7 @@ class Settings(BaseSettings):
     topic_dlq: str = "input.dlq"
     topic_partitions: int = 3
     topic_replication_factor: int = 3
+    topic_retention_ms: int = -1  # input/training: event-time stamped, state is rebuilt from them
 
     # --- PostgreSQL ---------------------------------------------------------------------
     database_url: SecretStr = Field(

@@ -60,3 +60,12 @@ def test_app_services_use_the_settings_env_names() -> None:
             name.startswith(prefix) and name.removeprefix(prefix).lower() in fields
         ), name
     assert "KAFKA_BOOTSTRAP_SERVERS" in env and "DATABASE_URL" in env
+
+
+def test_state_logs_are_kept_like_the_local_cluster() -> None:
+    from fraudstream.infra.topics import topic_specs
+
+    script = services["topics"]["command"][0]
+    kept = [s.name for s in topic_specs(Settings(), 3) if s.config.get("retention.ms") == "-1"]
+    assert kept == ["input", "training"]
+    assert re.search(r"for t in input training; do.*retention\.ms=-1", script, re.S)

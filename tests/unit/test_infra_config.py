@@ -40,6 +40,7 @@ def test_topics_match_the_contract() -> None:
         assert specs[name].partitions == 3
         assert specs[name].replication_factor == 3
         assert specs[name].config["min.insync.replicas"] == "2"
+    assert specs["input"].config["retention.ms"] == "-1"
 
 
 def test_migrations_are_numbered_without_gaps() -> None:

@@ -27,11 +27,16 @@ def topic_specs(settings: Settings, brokers: int) -> list[TopicSpec]:
     """Every topic of the system, sized for a cluster of ``brokers`` nodes."""
     rf = min(settings.topic_replication_factor, brokers)
     isr = {"min.insync.replicas": str(min(2, rf))}
+    # Message timestamps are event times (the detector seeks by them to rebuild state), so
+    # time-based retention counts in event time: a replay of 2018 data would be deleted at
+    # once under the broker's 7-day default. The logs state is rebuilt from keep
+    # `topic_retention_ms` (-1: forever; at least the 38-day feature horizon otherwise).
+    keep = {**isr, "retention.ms": str(settings.topic_retention_ms)}
     p = settings.topic_partitions
     return [
-        TopicSpec(settings.topic_input, p, rf, dict(isr)),
+        TopicSpec(settings.topic_input, p, rf, dict(keep)),
         TopicSpec(settings.topic_output, p, rf, dict(isr)),
-        TopicSpec(settings.topic_training, p, rf, dict(isr)),
+        TopicSpec(settings.topic_training, p, rf, dict(keep)),
         TopicSpec(settings.topic_dlq, p, rf, dict(isr)),
     ]
 

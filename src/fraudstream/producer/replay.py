@@ -89,8 +89,14 @@ def replay(
             if progress:
                 progress(len(step.tx_rows))
             pacer.wait(sent_tx)
-    producer.flush()
+    _flush(producer)
     return RunSummary(sent_tx, sent_labels, time.monotonic() - started, producer.stats)
+
+
+def _flush(producer: BatchProducer) -> None:
+    remaining = producer.flush()
+    if remaining:
+        raise TimeoutError(f"{remaining} messages still undelivered after the flush timeout")
 
 
 def live(
@@ -139,5 +145,5 @@ def live(
         if progress:
             progress(n)
         pacer.wait(sent_tx)
-    producer.flush()
+    _flush(producer)
     return RunSummary(sent_tx, sent_labels, time.monotonic() - started, producer.stats)
