@@ -10,7 +10,9 @@ from rich.table import Table
 
 from fraudstream.generator.command import generate
 from fraudstream.observability import configure_logging
+from fraudstream.pipeline.command import detect
 from fraudstream.producer.command import produce
+from fraudstream.rules.command import rules_app
 from fraudstream.settings import Settings, load_settings
 
 app = typer.Typer(no_args_is_help=True, help="Real-time fraud detection on Kafka + PostgreSQL.")
@@ -21,6 +23,8 @@ app.add_typer(db_app, name="db")
 console = Console()
 app.command("generate")(generate)
 app.command("produce")(produce)
+app.command("detect")(detect)
+app.add_typer(rules_app, name="rules")
 
 
 @app.callback()
@@ -116,3 +120,7 @@ def demo(
 ) -> None:
     """The main job on the local embedded default: bring everything up and show its status."""
     infra_up(nodes)
+
+
+if __name__ == "__main__":
+    app()

@@ -63,3 +63,78 @@ def infra() -> Iterator[Infra]:
 @pytest.fixture
 def unique() -> str:
     return uuid.uuid4().hex[:8]
+
+
+# ---- isolated pipelines: own topics and own database on the shared services ----------------
+import signal  # noqa: E402
+import subprocess  # noqa: E402
+import sys  # noqa: E402
+
+import psycopg  # noqa: E402
+from confluent_kafka.admin import AdminClient  # noqa: E402
+from psycopg import sql  # noqa: E402
+
+from fraudstream.db.migrate import migrate  # noqa: E402
+from fraudstream.infra.topics import ensure_topics, topic_specs  # noqa: E402
+
+
+@dataclass
+class Pipeline:
+    """Topics and a database of one test's own, and helpers to run detector processes."""
+
+    settings: Settings
+    env: dict[str, str]
+    log_dir: Path
+    procs: list[subprocess.Popen] = None  # type: ignore[assignment]
+
+    def start_detector(self, *args: str, name: str = "detect") -> subprocess.Popen:
+        log = (self.log_dir / f"{name}-{len(self.procs)}.log").open("wb")
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "fraudstream.cli", "detect", *args],
+            env=self.env, stdout=log, stderr=subprocess.STDOUT, cwd=ROOT,
+        )
+        self.procs.append(proc)
+        return proc
+
+    def stop_all(self) -> None:
+        for p in self.procs:
+            if p.poll() is None:
+                p.send_signal(signal.SIGTERM)
+        for p in self.procs:
+            try:
+                p.wait(30)
+            except subprocess.TimeoutExpired:
+                p.kill()
+                p.wait(10)
+
+
+@pytest.fixture
+def pipeline(infra: Infra, unique: str, tmp_path: Path) -> Iterator[Pipeline]:
+    base = infra.settings
+    db = f"fraud_{unique}"
+    with psycopg.connect(base.dsn, autocommit=True) as conn:
+        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(db)))
+    dsn = base.dsn.rsplit("/", 1)[0] + f"/{db}"
+    settings = make_settings(
+        database_url=dsn, kafka_bootstrap_servers=infra.bootstrap,
+        topic_input=f"input-{unique}", topic_output=f"output-{unique}",
+        topic_training=f"training-{unique}", topic_dlq=f"input.dlq-{unique}",
+    )
+    ensure_topics(AdminClient({"bootstrap.servers": infra.bootstrap}), topic_specs(settings, 3))
+    migrate(settings.dsn)
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith(("FRAUDSTREAM_", "KAFKA_", "DATABASE_"))},
+        "KAFKA_BOOTSTRAP_SERVERS": infra.bootstrap,
+        "DATABASE_URL": dsn,
+        "FRAUDSTREAM_TOPIC_INPUT": settings.topic_input,
+        "FRAUDSTREAM_TOPIC_OUTPUT": settings.topic_output,
+        "FRAUDSTREAM_TOPIC_TRAINING": settings.topic_training,
+        "FRAUDSTREAM_TOPIC_DLQ": settings.topic_dlq,
+        "FRAUDSTREAM_LOG_JSON": "1",
+        "PYTHONPATH": str(ROOT / "src"),
+    }
+    p = Pipeline(settings, env, tmp_path, [])
+    try:
+        yield p
+    finally:
+        p.stop_all()

@@ -1,0 +1,1 @@
+"""Where decisions go: Kafka topics (in the worker's transaction) and PostgreSQL."""

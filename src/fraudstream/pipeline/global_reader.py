@@ -1,0 +1,140 @@
+"""The global table of terminal activity: every worker reads *all* of ``input`` and ``training``.
+
+``input`` is keyed by customer, so a terminal's transactions are spread over every partition,
+and its labels arrive on ``training``. Each worker therefore keeps its own copy of the
+terminal state (:class:`~fraudstream.features.terminal.TerminalState`), fed by this reader
+from all partitions (a consumer with ``assign``, no group, nothing committed), instead of a
+repartition topic and a stream-stream join.
+
+Correctness across workers comes from event-time alignment: before a worker computes
+features for transactions up to time ``t``, :meth:`GlobalReader.advance_to` reads until
+every partition of both topics has passed ``t`` (its last message is later than ``t``) or is
+at its end. Terminal features only look at transactions strictly before ``t`` (10-minute
+count) or at least 7 days old (handbook windows), and at labels stamped no later than ``t``,
+so every worker computes the same values whatever else it has read (the reader may run
+ahead of the slowest partition; the terminal state only forgets events older than the
+horizon behind the earliest time still to be decided, see ``Worker``). A replayed or restarted
+worker starts this reader ``horizon`` before the oldest committed position, which rebuilds the
+state from the log itself.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+
+import msgspec
+import numpy as np
+import structlog
+from confluent_kafka import OFFSET_BEGINNING, OFFSET_END, Consumer, KafkaError, TopicPartition
+
+from fraudstream.contracts.batch import TxBatch
+from fraudstream.contracts.messages import Label
+from fraudstream.features.terminal import TerminalState
+from fraudstream.pipeline.validate import Invalid, validate
+from fraudstream.settings import Settings
+
+log = structlog.get_logger(__name__)
+
+NEG_INF = -(2**62)
+_label_decoder = msgspec.json.Decoder(Label)
+
+
+class GlobalReader:
+    def __init__(
+        self,
+        settings: Settings,
+        terminal: TerminalState,
+        now_ms: Callable[[], int],
+    ) -> None:
+        self.settings = settings
+        self.terminal = terminal
+        self.now_ms = now_ms
+        self.consumer = Consumer({
+            **settings.kafka_client_config(),
+            "group.id": f"fraudstream-global-{uuid.uuid4().hex[:12]}",
+            "enable.auto.commit": False,
+            "enable.partition.eof": True,
+            "isolation.level": "read_committed",
+            "auto.offset.reset": "earliest",
+            "fetch.wait.max.ms": 10,
+            "log_level": 3,
+        })
+        self.topics = (settings.topic_input, settings.topic_training)
+        self.last: dict[tuple[str, int], int] = {}
+        self.eof: dict[tuple[str, int], bool] = {}
+        self.observed = 0
+        self.labels = 0
+
+    # ---- positioning -----------------------------------------------------------------
+    def partitions(self, topic: str) -> list[int]:
+        md = self.consumer.list_topics(topic, timeout=30)
+        return sorted(md.topics[topic].partitions)
+
+    def start(self, from_ms: int | None) -> None:
+        """Assign every partition, starting at event time ``from_ms`` (None: the beginning)."""
+        tps = [TopicPartition(t, p) for t in self.topics for p in self.partitions(t)]
+        if from_ms is None:
+            for tp in tps:
+                tp.offset = OFFSET_BEGINNING
+        else:
+            query = [TopicPartition(tp.topic, tp.partition, max(0, from_ms)) for tp in tps]
+            found = self.consumer.offsets_for_times(query, timeout=30)
+            for tp, f in zip(tps, found, strict=True):
+                tp.offset = f.offset if f.offset >= 0 else OFFSET_END
+        for tp in tps:
+            self.last[(tp.topic, tp.partition)] = NEG_INF
+            self.eof[(tp.topic, tp.partition)] = False
+        self.consumer.assign(tps)
+        log.info("global_reader.start", from_ms=from_ms, partitions=len(tps))
+
+    # ---- reading ---------------------------------------------------------------------
+    def ready(self, t_ms: int) -> bool:
+        return all(self.eof[k] or self.last[k] > t_ms for k in self.last)
+
+    def advance_to(self, t_ms: int, should_stop: Callable[[], bool] = lambda: False) -> None:
+        """Read until every partition of ``input`` and ``training`` is past ``t_ms`` or at its end."""
+        while not self.ready(t_ms):
+            if should_stop():
+                raise InterruptedError("stopping")
+            self.poll()
+
+    def poll(self, timeout_s: float = 0.2) -> int:
+        msgs = self.consumer.consume(10000, timeout=timeout_s)
+        txs, tx_keys, label_ids, frauds = [], [], [], []
+        now = self.now_ms()
+        for m in msgs:
+            key = (m.topic(), m.partition())
+            err = m.error()
+            if err is not None:
+                if err.code() == KafkaError._PARTITION_EOF:
+                    self.eof[key] = True
+                continue
+            self.eof[key] = False
+            ts = m.timestamp()[1]
+            if key[0] == self.topics[0]:
+                res = validate(m.value(), m.key(), now)
+                if not isinstance(res, Invalid):
+                    txs.append(res)
+                    tx_keys.append(key)
+                    ts = round(res.tx_datetime.timestamp() * 1000)
+            else:
+                try:
+                    lb = _label_decoder.decode(m.value())
+                except msgspec.MsgspecError:
+                    continue
+                label_ids.append(str(lb.transaction_id))
+                frauds.append(lb.is_fraud)
+                ts = round(lb.labeled_at.timestamp() * 1000)
+            self.last[key] = max(self.last[key], ts)
+        if txs:
+            self.terminal.observe(TxBatch.from_transactions(txs))
+            self.observed += len(txs)
+        if label_ids:
+            self.terminal.observe_labels(label_ids, np.asarray(frauds, dtype=bool))
+            self.labels += len(label_ids)
+        return len(msgs)
+
+    def close(self) -> None:
+        self.consumer.close()
+

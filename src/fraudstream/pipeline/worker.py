@@ -1,0 +1,484 @@
+"""One detector worker: the I/O shell around :func:`fraudstream.pipeline.core.process`.
+
+Per consumed batch (a Kafka transaction each):
+
+1. validate every message; invalid ones and duplicate ``transaction_id``\\ s go to the DLQ;
+2. advance the global reader (terminal state) to the batch's latest event time;
+3. compute features, rules, score and decision per partition (pure core);
+4. write ``review``/``decline`` rows to PostgreSQL (idempotent, retried until it succeeds);
+5. in one Kafka transaction: the decisions to ``output``, the dead letters to ``input.dlq`` and
+   the consumed offsets (``send_offsets_to_transaction``); commit.
+
+A crash anywhere before step 5 commits leaves the offsets where they were: the batch is
+consumed again (by this worker after a restart, or by whichever worker gets the partition),
+its decisions are produced again in a new transaction (the aborted ones are invisible to
+``read_committed`` consumers) and its rows are not inserted twice. The customer state of a
+newly assigned partition is rebuilt by replaying that partition's last 31 days up to the
+committed offset, so features after a crash equal those of an uninterrupted run.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import signal
+import time
+import uuid
+from collections.abc import Callable
+from datetime import UTC, datetime
+
+import msgspec
+import numpy as np
+import structlog
+from confluent_kafka import (
+    OFFSET_BEGINNING,
+    Consumer,
+    KafkaError,
+    KafkaException,
+    Message,
+    Producer,
+    TopicPartition,
+)
+
+from fraudstream.contracts.messages import Decision
+from fraudstream.features.customer import CustomerState
+from fraudstream.features.definitions import FEATURE_NAMES
+from fraudstream.features.terminal import TerminalState
+from fraudstream.pipeline import metrics
+from fraudstream.pipeline.core import Decisions, Model, process
+from fraudstream.pipeline.decode import DeadLetter, PartitionBatch, split
+from fraudstream.pipeline.global_reader import GlobalReader
+from fraudstream.rules.watcher import RuleWatcher
+from fraudstream.scoring.combine import DECISION_NAMES, Thresholds
+from fraudstream.settings import Settings
+from fraudstream.sinks.postgres import SuspiciousRow, SuspiciousSink
+
+log = structlog.get_logger(__name__)
+
+DAY_MS = 86_400_000
+CUSTOMER_HISTORY_MS = 31 * DAY_MS  # customer windows (30 d) + margin
+TERMINAL_HISTORY_MS = 38 * DAY_MS  # terminal windows (7 + 30 d) + margin
+_encoder = msgspec.json.Encoder()
+
+
+def wall_clock_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+class Worker:
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        group_id: str = "fraudstream-detector",
+        batch_size: int = 5000,
+        thresholds: Thresholds | None = None,
+        clock_ms: Callable[[], int] = wall_clock_ms,
+        model: Model | None = None,
+    ) -> None:
+        self.settings = settings
+        self.group_id = group_id
+        self.batch_size = batch_size
+        self.thresholds = thresholds or Thresholds()
+        self.clock_ms = clock_ms
+        self.model = model
+        self.stopping = False
+        self.states: dict[int, CustomerState] = {}
+        self.progress: dict[int, int] = {}  # partition -> latest event time decided
+        # Keep terminal events a little beyond the 37-day windows: the global reader may be
+        # up to its read-ahead past the transactions being decided.
+        self.terminal = TerminalState(late_margin_ms=2 * DAY_MS)
+        kafka = settings.kafka_client_config()
+        self.consumer = Consumer({
+            **kafka,
+            "group.id": group_id,
+            "partition.assignment.strategy": "cooperative-sticky",
+            "enable.auto.commit": False,
+            "auto.offset.reset": "earliest",
+            "isolation.level": "read_committed",
+            "max.poll.interval.ms": 600_000,
+            "session.timeout.ms": 15_000,
+            "heartbeat.interval.ms": 3_000,
+            "fetch.max.bytes": 16 * 1024 * 1024,
+            "log_level": 3,
+        })
+        self.producer = Producer({
+            **kafka,
+            "transactional.id": f"{group_id}-{uuid.uuid4().hex[:12]}",
+            "enable.idempotence": True,
+            "acks": "all",
+            "linger.ms": 5,
+            "compression.type": "lz4",
+            "queue.buffering.max.messages": 1_000_000,
+            "transaction.timeout.ms": 120_000,
+            "log_level": 3,
+        })
+        self.reader = GlobalReader(settings, self.terminal, clock_ms)
+        self.sink = SuspiciousSink(settings.dsn, should_stop=lambda: self.stopping)
+        self.rules = RuleWatcher(settings.dsn, interval_s=1.0, features=FEATURE_NAMES)
+        self.processed = 0
+        self._last_lag = 0.0
+        self._last_processed = 0
+
+    # ---- lifecycle -------------------------------------------------------------------
+    def install_signal_handlers(self) -> None:
+        def stop(*_: object) -> None:
+            self.stopping = True
+
+        signal.signal(signal.SIGTERM, stop)
+        signal.signal(signal.SIGINT, stop)
+
+    def run(self, max_idle_s: float | None = None) -> None:
+        """Consume until SIGTERM (or ``max_idle_s`` without input, for batch runs)."""
+        self.producer.init_transactions(60)
+        self.rules.poll(force=True)
+        self.reader.start(self._global_start_ms())
+        self.consumer.subscribe(
+            [self.settings.topic_input], on_assign=self._on_assign, on_revoke=self._on_revoke,
+            on_lost=self._on_revoke,
+        )
+        idle_since = time.monotonic()
+        try:
+            while not self.stopping:
+                msgs = self.consumer.consume(self.batch_size, timeout=0.2)
+                self.rules.poll()
+                good = [m for m in msgs if self._usable(m)]
+                if good:
+                    self._handle(good)
+                    idle_since = time.monotonic()
+                else:
+                    if max_idle_s is not None and time.monotonic() - idle_since > max_idle_s:
+                        break
+                self._report_lag()
+        except InterruptedError:
+            pass
+        finally:
+            self.close()
+
+    def close(self) -> None:
+        log.info("worker.stop", processed=self.processed)
+        try:
+            self.consumer.close()
+        finally:
+            self.reader.close()
+            self.sink.close()
+            self.producer.flush(10)
+
+    @staticmethod
+    def _usable(m: Message) -> bool:
+        err = m.error()
+        if err is None:
+            return True
+        if err.code() != KafkaError._PARTITION_EOF:
+            log.warning("consumer.error", error=str(err))
+        return False
+
+    # ---- rebalancing and state restore ------------------------------------------------
+    def _committed(self, partitions: list[int]) -> dict[int, int]:
+        tps = [TopicPartition(self.settings.topic_input, p) for p in partitions]
+        return {tp.partition: tp.offset for tp in self.consumer.committed(tps, timeout=30)}
+
+    def _time_of(self, probe: Consumer, partition: int, offset: int) -> int | None:
+        """Event time (message timestamp) of the message at ``offset``."""
+        probe.assign([TopicPartition(self.settings.topic_input, partition, offset)])
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            for m in probe.consume(1, timeout=1):
+                if m.error() is None:
+                    return m.timestamp()[1]
+        return None
+
+    def _probe(self) -> Consumer:
+        return Consumer({
+            **self.settings.kafka_client_config(), "group.id": f"{self.group_id}-restore",
+            "enable.auto.commit": False, "isolation.level": "read_committed",
+            "auto.offset.reset": "earliest", "log_level": 3,
+        })
+
+    def _global_start_ms(self) -> int | None:
+        """Where the terminal state must start: the terminal horizon before the oldest commit."""
+        parts = self.reader.partitions(self.settings.topic_input)
+        committed = self._committed(parts)
+        if any(off <= 0 for off in committed.values()):
+            return None
+        probe = self._probe()
+        try:
+            times = [self._time_of(probe, p, off - 1) for p, off in committed.items()]
+        finally:
+            probe.close()
+        if any(t is None for t in times):
+            return None
+        return min(t for t in times if t is not None) - TERMINAL_HISTORY_MS
+
+    def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        for tp in partitions:
+            started = time.monotonic()
+            self.states[tp.partition] = self._restore(tp.partition)
+            metrics.RESTORE_SECONDS.observe(time.monotonic() - started)
+        metrics.ASSIGNED.set(len(self.states))
+        log.info("partitions.assigned", partitions=[tp.partition for tp in partitions])
+
+    def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        for tp in partitions:
+            self.states.pop(tp.partition, None)
+            self.progress.pop(tp.partition, None)
+            with contextlib.suppress(KeyError):
+                metrics.LAG.remove(str(tp.partition))
+        metrics.ASSIGNED.set(len(self.states))
+        log.info("partitions.revoked", partitions=[tp.partition for tp in partitions])
+
+    def _restore(self, partition: int) -> CustomerState:
+        """Rebuild a partition's customer state from its log, up to the committed offset."""
+        state = CustomerState()
+        committed = self._committed([partition])[partition]
+        if committed <= 0:
+            return state
+        topic = self.settings.topic_input
+        probe = self._probe()
+        try:
+            last_time = self._time_of(probe, partition, committed - 1)
+            start = OFFSET_BEGINNING
+            if last_time is not None:
+                found = probe.offsets_for_times(
+                    [TopicPartition(topic, partition, max(0, last_time - CUSTOMER_HISTORY_MS))], timeout=30
+                )[0]
+                start = found.offset if found.offset >= 0 else OFFSET_BEGINNING
+            probe.assign([TopicPartition(topic, partition, start)])
+            replayed, position = 0, -1
+            while position < committed - 1:
+                msgs = [m for m in probe.consume(10000, timeout=1) if m.error() is None]
+                msgs = [m for m in msgs if m.offset() < committed]
+                if not msgs:
+                    continue
+                position = msgs[-1].offset()
+                pb = split(msgs, self.clock_ms()).get(partition)
+                if pb is not None:
+                    self._dedupe(pb, state)
+                    if pb.valid:
+                        state.replay(pb.columns())
+                        replayed += len(pb.valid)
+        finally:
+            probe.close()
+        log.info("partition.restored", partition=partition, replayed=replayed, committed=committed)
+        return state
+
+    # ---- the batch -------------------------------------------------------------------
+    @staticmethod
+    def _dedupe(pb: PartitionBatch, state: CustomerState) -> None:
+        """Move duplicate transaction ids (already seen by this partition) to the dead letters."""
+        if not pb.valid:
+            return
+        dup = state.seen([str(t.transaction_id) for t in pb.valid])
+        if dup.any():
+            keep = ~dup
+            for i in np.flatnonzero(dup):
+                pb.dead.append(
+                    DeadLetter(_OffsetOnly(pb.partition, pb.offsets[i]), "duplicate_transaction_id",
+                               f"transaction_id {pb.valid[i].transaction_id} already processed")
+                )
+            pb.valid = [t for t, k in zip(pb.valid, keep, strict=True) if k]
+            pb.offsets = [o for o, k in zip(pb.offsets, keep, strict=True) if k]
+
+    def _handle(self, msgs: list[Message]) -> None:
+        started = time.monotonic()
+        by_offset = {(m.partition(), m.offset()): m for m in msgs}
+        batches: list[PartitionBatch] = []
+        for pb in split(msgs, self.clock_ms()).values():
+            state = self.states.get(pb.partition)
+            if state is None:  # revoked meanwhile: the new owner consumes it again
+                continue
+            self._dedupe(pb, state)
+            for d in pb.dead:
+                if isinstance(d.message, _OffsetOnly):
+                    d.message = by_offset[(pb.partition, d.message.offset())]
+            batches.append(pb)
+        columns = {pb.partition: pb.columns() for pb in batches if pb.valid}
+        if columns:
+            # The terminal state keeps what the slowest owned partition still needs, however
+            # far the reader runs ahead for the others.
+            pending = {p: int(c.time_ms.min()) for p, c in columns.items()}
+            floor = [pending.get(p, self.progress.get(p)) for p in self.states]
+            self.terminal.hold(min((f if f is not None else 0) for f in floor) if floor else None)
+            t_max = max(int(c.time_ms.max()) for c in columns.values())
+            self.reader.advance_to(t_max, should_stop=lambda: self.stopping)
+        rules = self.rules.current
+        now_iso = datetime.now(UTC).isoformat()
+        outputs: list[tuple[bytes, bytes]] = []
+        rows: list[SuspiciousRow] = []
+        decided: list[Decisions] = []
+        for pb in batches:
+            if pb.partition not in columns:
+                continue
+            state = self.states[pb.partition]
+            dec = process(columns[pb.partition], state, self.terminal, rules, self.model, self.thresholds)
+            decided.append(dec)
+            outputs.extend(self._encode(pb, dec, now_iso))
+            rows.extend(self._suspicious(pb, dec))
+        inserted = self.sink.write(rows)
+        if not self._commit(batches, outputs):
+            return
+        for p, c in columns.items():
+            self.progress[p] = int(c.time_ms.max())
+        n_valid = sum(len(pb.valid) for pb in batches)
+        self.processed += n_valid
+        metrics.TRANSACTIONS.inc(n_valid)
+        metrics.SUSPICIOUS_ROWS.inc(inserted)
+        for pb in batches:
+            for d in pb.dead:
+                metrics.DLQ.labels(d.reason).inc()
+        for dec in decided:
+            codes, counts = np.unique(dec.decision, return_counts=True)
+            for c, k in zip(codes.tolist(), counts.tolist(), strict=True):
+                metrics.DECISIONS.labels(DECISION_NAMES[c]).inc(k)
+        metrics.BATCH_SIZE.observe(len(msgs))
+        metrics.BATCH_SECONDS.observe(time.monotonic() - started)
+
+    def _encode(self, pb: PartitionBatch, dec: Decisions, now_iso: str) -> list[tuple[bytes, bytes]]:
+        names = list(dec.features)
+        cols = [np.nan_to_num(dec.features[n], nan=0.0, posinf=0.0, neginf=0.0).tolist() for n in names]
+        scores = dec.score.tolist()
+        decisions = dec.decision.tolist()
+        out = []
+        for i, (tx, feats) in enumerate(zip(pb.valid, zip(*cols, strict=True), strict=True)):
+            msg = Decision(
+                transaction_id=str(tx.transaction_id), tx_datetime=tx.tx_datetime.isoformat(),
+                customer_id=str(tx.customer_id), terminal_id=str(tx.terminal_id),
+                tx_amount=tx.tx_amount, currency=tx.currency, score=scores[i],
+                decision=DECISION_NAMES[decisions[i]], reasons=dec.reasons[i],
+                features=dict(zip(names, feats, strict=True)), model_version=dec.model_version,
+                rules_version=dec.rules_version, processed_at=now_iso, channel=tx.channel,
+                merchant_category=tx.merchant_category, country=tx.country, lat=tx.lat, lon=tx.lon,
+            )
+            out.append((str(tx.customer_id).encode(), _encoder.encode(msg)))
+        return out
+
+    @staticmethod
+    def _suspicious(pb: PartitionBatch, dec: Decisions) -> list[SuspiciousRow]:
+        idx = np.flatnonzero(dec.decision >= 1)
+        if not len(idx):
+            return []
+        now = datetime.now(UTC)
+        names = list(dec.features)
+        rows = []
+        for i in idx.tolist():
+            tx = pb.valid[i]
+            rows.append(SuspiciousRow(
+                transaction_id=str(tx.transaction_id), tx_datetime=tx.tx_datetime,
+                customer_id=str(tx.customer_id), terminal_id=str(tx.terminal_id),
+                tx_amount=tx.tx_amount, currency=tx.currency, channel=tx.channel,
+                merchant_category=tx.merchant_category, country=tx.country, lat=tx.lat, lon=tx.lon,
+                score=float(dec.score[i]), decision=DECISION_NAMES[int(dec.decision[i])],
+                reasons=dec.reasons[i],
+                features={n: float(np.nan_to_num(dec.features[n][i])) for n in names},
+                model_version=dec.model_version, rules_version=dec.rules_version, detected_at=now,
+                source_partition=pb.partition, source_offset=pb.offsets[i],
+            ))
+        return rows
+
+    def _produce(
+        self, topic: str, value: bytes | None, key: bytes | None, headers: list | None = None
+    ) -> None:
+        while True:
+            try:
+                self.producer.produce(topic, value, key, headers=headers)
+                return
+            except BufferError:
+                self.producer.poll(0.05)
+
+    def _commit(self, batches: list[PartitionBatch], outputs: list[tuple[bytes, bytes]]) -> bool:
+        """Publish the batch and its offsets atomically. False: aborted, the batch is rewound."""
+        topic = self.settings.topic_input
+        offsets = [TopicPartition(topic, pb.partition, pb.last_offset + 1) for pb in batches]
+        if not offsets:
+            return True
+        try:
+            self.producer.begin_transaction()
+            for key, value in outputs:
+                self._produce(self.settings.topic_output, value, key)
+            for pb in batches:
+                for d in pb.dead:
+                    m = d.message
+                    self._produce(self.settings.topic_dlq, m.value(), m.key(), _dlq_headers(d))
+            self._retrying(lambda: self.producer.send_offsets_to_transaction(
+                offsets, self.consumer.consumer_group_metadata(), 60))
+            self._retrying(lambda: self.producer.commit_transaction(60))
+            return True
+        except KafkaException as exc:
+            err = exc.args[0]
+            if not err.txn_requires_abort():
+                raise  # fatal (e.g. fenced by a newer instance): exit, the supervisor restarts us
+            log.warning("kafka.transaction.abort", error=str(err))
+            metrics.ABORTS.inc()
+            self._retrying(lambda: self.producer.abort_transaction(60))
+            self._rewind([pb.partition for pb in batches])
+            return False
+
+    def _retrying(self, call: Callable[[], object]) -> None:
+        """Retry a transactional call while Kafka says the error is retriable (e.g. a timeout)."""
+        backoff = 0.2
+        while True:
+            try:
+                call()
+                return
+            except KafkaException as exc:
+                err = exc.args[0]
+                if not err.retriable() or self.stopping:
+                    raise
+                metrics.RETRIES.labels("kafka").inc()
+                log.warning("kafka.retry", error=str(err), backoff_s=backoff)
+                time.sleep(backoff)
+                backoff = min(backoff * 2, 5.0)
+
+    def _rewind(self, partitions: list[int]) -> None:
+        """After an abort: rebuild the state of still-owned partitions and consume them again."""
+        committed = self._committed(partitions)
+        for p in partitions:
+            if p in self.states:
+                self.states[p] = self._restore(p)
+                offset = committed[p] if committed[p] >= 0 else OFFSET_BEGINNING
+                self.consumer.seek(TopicPartition(self.settings.topic_input, p, offset))
+
+    def _report_lag(self) -> None:
+        now = time.monotonic()
+        if now - self._last_lag < 5:
+            return
+        elapsed = now - self._last_lag if self._last_lag else 0.0
+        if elapsed:
+            log.info("worker.progress", processed=self.processed,
+                     rate=round((self.processed - self._last_processed) / elapsed),
+                     partitions=sorted(self.states), global_observed=self.reader.observed,
+                     global_labels=self.reader.labels)
+        self._last_processed = self.processed
+        self._last_lag = now
+        try:
+            for tp in self.consumer.position(
+                [TopicPartition(self.settings.topic_input, p) for p in self.states]
+            ):
+                lo, hi = self.consumer.get_watermark_offsets(tp, cached=True) or (0, 0)
+                pos = tp.offset if tp.offset >= 0 else lo
+                metrics.LAG.labels(str(tp.partition)).set(max(0, hi - pos))
+        except KafkaException:
+            pass
+
+
+def _dlq_headers(d: DeadLetter) -> list[tuple[str, bytes]]:
+    m = d.message
+    return [
+        ("dlq.reason", d.reason.encode()),
+        ("dlq.detail", d.detail[:500].encode()),
+        ("dlq.topic", m.topic().encode()),
+        ("dlq.partition", str(m.partition()).encode()),
+        ("dlq.offset", str(m.offset()).encode()),
+    ]
+
+
+class _OffsetOnly:
+    """Placeholder for a dead letter found after validation (resolved to its message)."""
+
+    def __init__(self, partition: int, offset: int) -> None:
+        self._p, self._o = partition, offset
+
+    def partition(self) -> int:
+        return self._p
+
+    def offset(self) -> int:
+        return self._o

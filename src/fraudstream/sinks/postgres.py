@@ -1,0 +1,121 @@
+"""Suspicious decisions into ``fraudulent_transactions``: COPY, then an idempotent insert.
+
+Rows are COPYed into a session temp table and moved with ``INSERT ... ON CONFLICT
+(transaction_id) DO NOTHING`` in one transaction per batch: a batch replayed after a crash
+(or a duplicate ``transaction_id`` on another partition) adds no second row.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+import psycopg
+import structlog
+from psycopg.types.json import Jsonb
+
+log = structlog.get_logger(__name__)
+
+COLUMNS = (
+    "transaction_id", "tx_datetime", "customer_id", "terminal_id", "tx_amount", "currency",
+    "channel", "merchant_category", "country", "lat", "lon", "score", "decision", "reasons",
+    "features", "model_version", "rules_version", "detected_at", "source_partition", "source_offset",
+)
+_COLS = ", ".join(COLUMNS)
+
+
+@dataclass(slots=True)
+class SuspiciousRow:
+    transaction_id: str
+    tx_datetime: datetime
+    customer_id: str
+    terminal_id: str
+    tx_amount: float
+    currency: str
+    channel: str | None
+    merchant_category: str | None
+    country: str | None
+    lat: float | None
+    lon: float | None
+    score: float
+    decision: str
+    reasons: list[str]
+    features: dict[str, float]
+    model_version: str | None
+    rules_version: str | None
+    detected_at: datetime
+    source_partition: int
+    source_offset: int
+
+    def values(self) -> tuple[object, ...]:
+        return (
+            self.transaction_id, self.tx_datetime, self.customer_id, self.terminal_id,
+            self.tx_amount, self.currency, self.channel, self.merchant_category, self.country,
+            self.lat, self.lon, self.score, self.decision, Jsonb(self.reasons), Jsonb(self.features),
+            self.model_version, self.rules_version, self.detected_at, self.source_partition,
+            self.source_offset,
+        )
+
+
+class SuspiciousSink:
+    """Writes batches of rows; reconnects and retries with backoff until it succeeds or stops."""
+
+    def __init__(
+        self,
+        dsn: str,
+        should_stop: Callable[[], bool] = lambda: False,
+        max_backoff_s: float = 5.0,
+    ) -> None:
+        self.dsn = dsn
+        self.should_stop = should_stop
+        self.max_backoff_s = max_backoff_s
+        self._conn: psycopg.Connection | None = None
+        self.retries = 0
+
+    def _connect(self) -> psycopg.Connection:
+        if self._conn is None or self._conn.closed:
+            self._conn = psycopg.connect(self.dsn, connect_timeout=5, application_name="fraudstream-detect")
+            self._conn.execute(
+                "CREATE TEMP TABLE IF NOT EXISTS incoming_suspicious "
+                "(LIKE fraudulent_transactions INCLUDING DEFAULTS) ON COMMIT DELETE ROWS"
+            )
+            self._conn.commit()
+        return self._conn
+
+    def _write_once(self, rows: Sequence[SuspiciousRow]) -> int:
+        conn = self._connect()
+        with conn.transaction(), conn.cursor() as cur:
+            with cur.copy(f"COPY incoming_suspicious ({_COLS}) FROM STDIN") as copy:
+                for r in rows:
+                    copy.write_row(r.values())
+            cur.execute(
+                f"INSERT INTO fraudulent_transactions ({_COLS}) "
+                f"SELECT {_COLS} FROM incoming_suspicious "
+                "ON CONFLICT (transaction_id) DO NOTHING"
+            )
+            return cur.rowcount
+
+    def write(self, rows: Sequence[SuspiciousRow]) -> int:
+        """Insert ``rows`` (idempotently); returns the number of new rows. Never skips a batch."""
+        if not rows:
+            return 0
+        backoff = 0.1
+        while True:
+            try:
+                return self._write_once(rows)
+            except psycopg.OperationalError as exc:
+                self.retries += 1
+                log.warning("postgres.write.retry", error=str(exc).strip()[:200], backoff_s=backoff)
+                if self._conn is not None:
+                    self._conn.close()
+                self._conn = None
+                if self.should_stop():
+                    raise
+                time.sleep(backoff)
+                backoff = min(backoff * 2, self.max_backoff_s)
+
+    def close(self) -> None:
+        if self._conn is not None:
+            self._conn.close()

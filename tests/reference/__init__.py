@@ -1,0 +1,1 @@
+"""Offline references that the streaming code is tested against."""
