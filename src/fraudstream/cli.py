@@ -117,9 +117,15 @@ def db_migrate() -> None:
 @app.command("demo")
 def demo(
     nodes: Annotated[int, typer.Option(help="Kafka brokers (3, or 1 for a light mode).")] = 3,
+    duration: Annotated[float, typer.Option(help="Seconds of live traffic.")] = 60.0,
+    rate: Annotated[float, typer.Option(help="Transactions per second.")] = 1000.0,
+    metrics_port: Annotated[int, typer.Option(help="Detector's Prometheus port.")] = 9100,
 ) -> None:
-    """The main job on the local embedded default: bring everything up and show its status."""
+    """The main job on the local embedded default: infrastructure, detector, live traffic."""
+    from fraudstream.demo import run_demo
+
     infra_up(nodes)
+    run_demo(load_settings(kafka_nodes=nodes), console, duration, rate, metrics_port)
 
 
 if __name__ == "__main__":
