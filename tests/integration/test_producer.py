@@ -82,3 +82,36 @@ def test_replay_100k_lands_in_event_time_order_with_delayed_labels(infra: Infra,
         last_l[m.partition()] = lb.labeled_at.timestamp()
         frauds += lb.is_fraud
     assert frauds == int(frame["is_fraud"].sum()) > 0
+
+
+def test_live_mode_paces_stamps_now_and_delays_labels(infra: Infra, unique: str) -> None:
+    from datetime import UTC
+
+    from fraudstream.producer.replay import live
+
+    _, _, tx = generate_dataset(50, 100, 5, "2018-04-01")
+    frame = to_contract_frame(tx)
+    settings = infra.settings.model_copy(update={
+        "topic_input": f"live-in-{unique}", "topic_training": f"live-tr-{unique}"})
+    ensure_topics(AdminClient({"bootstrap.servers": infra.bootstrap}), [
+        TopicSpec(settings.topic_input, 3, 3), TopicSpec(settings.topic_training, 3, 3)])
+    started = datetime.now(UTC)
+    summary = live(BatchProducer(settings), frame, topic_input=settings.topic_input,
+                   topic_training=settings.topic_training, label_delay=timedelta(seconds=1),
+                   rate=1000, count=2000)
+    assert summary.transactions == 2000
+    assert 1.5 <= summary.seconds <= 10, f"2000 tx at 1000 tx/s took {summary.seconds:.1f}s"
+    txs = read_all(infra.bootstrap, settings.topic_input, 2000)
+    dec = msgspec.json.Decoder(dict)
+    times = {}
+    for m in txs:
+        t = dec.decode(m.value())
+        when = datetime.fromisoformat(t["tx_datetime"])
+        assert started - timedelta(seconds=1) <= when <= datetime.now(UTC)
+        times[t["transaction_id"]] = when
+    assert len(times) == 2000  # fresh ids even though the frame is cycled
+    labels = read_all(infra.bootstrap, settings.topic_training, summary.labels)
+    assert summary.labels == len(labels) > 0
+    for m in labels:
+        lb = msgspec.json.decode(m.value(), type=Label)
+        assert lb.labeled_at - times[lb.transaction_id] >= timedelta(seconds=1)

@@ -28,7 +28,8 @@ def test_decision_round_trip() -> None:
 
 
 def test_label_contract() -> None:
-    raw = b'{"transaction_id": 7, "is_fraud": true, "labeled_at": "2018-04-08T00:00:00Z", "source": "analyst"}'
+    raw = (b'{"transaction_id": 7, "is_fraud": true, "labeled_at": "2018-04-08T00:00:00Z",'
+           b' "source": "analyst"}')
     lb = msgspec.json.decode(raw, type=Label)
     assert lb.is_fraud and lb.source == "analyst" and str(lb.transaction_id) == "7"
     assert Transaction.__struct_fields__[:5] == (
