@@ -14,6 +14,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from fraudstream.features.definitions import FEATURE_NAMES
+
 __all__ = [
     "APPROVE",
     "DECISION_CODES",
@@ -29,34 +31,9 @@ __all__ = [
     "RuleSetError",
 ]
 
-#: The features the detector computes (one float64 array per name for a batch), in a stable
-#: order. This is only the default allow-list: every function that checks names takes its own
-#: list, so the features package can pass what it actually computes.
-KNOWN_FEATURES: tuple[str, ...] = (
-    "TX_AMOUNT",
-    "TX_DURING_WEEKEND",
-    "TX_DURING_NIGHT",
-    "CUSTOMER_ID_NB_TX_1DAY_WINDOW",
-    "CUSTOMER_ID_NB_TX_7DAY_WINDOW",
-    "CUSTOMER_ID_NB_TX_30DAY_WINDOW",
-    "CUSTOMER_ID_AVG_AMOUNT_1DAY_WINDOW",
-    "CUSTOMER_ID_AVG_AMOUNT_7DAY_WINDOW",
-    "CUSTOMER_ID_AVG_AMOUNT_30DAY_WINDOW",
-    "TERMINAL_ID_NB_TX_1DAY_WINDOW",
-    "TERMINAL_ID_NB_TX_7DAY_WINDOW",
-    "TERMINAL_ID_NB_TX_30DAY_WINDOW",
-    "TERMINAL_ID_RISK_1DAY_WINDOW",
-    "TERMINAL_ID_RISK_7DAY_WINDOW",
-    "TERMINAL_ID_RISK_30DAY_WINDOW",
-    "CUSTOMER_ID_NB_TX_10MIN_WINDOW",
-    "CUSTOMER_ID_SUM_AMOUNT_10MIN_WINDOW",
-    "CUSTOMER_ID_NB_TX_1HOUR_WINDOW",
-    "CUSTOMER_ID_SUM_AMOUNT_1HOUR_WINDOW",
-    "CUSTOMER_SECONDS_SINCE_PREV_TX",
-    "AMOUNT_TO_CUSTOMER_AVG_30DAY",
-    "CUSTOMER_FIRST_TIME_AT_TERMINAL",
-    "TERMINAL_ID_NB_TX_10MIN_WINDOW",
-)
+#: The features the detector computes (one float64 array per name for a batch), from the
+#: features package: one list, so a rule set that validates here also compiles in the worker.
+KNOWN_FEATURES: tuple[str, ...] = tuple(FEATURE_NAMES)
 
 DecisionName = Literal["approve", "review", "decline"]
 
