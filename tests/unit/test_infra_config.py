@@ -46,3 +46,11 @@ def test_topics_match_the_contract() -> None:
 def test_migrations_are_numbered_without_gaps() -> None:
     versions = [m.version for m in available()]
     assert versions == list(range(1, len(versions) + 1))
+
+
+def test_cluster_ids_never_look_like_options() -> None:
+    from fraudstream.infra.kafka import new_cluster_id
+
+    ids = [new_cluster_id() for _ in range(2000)]
+    assert all(len(c) == 22 and c[0].isalnum() for c in ids)
+    assert len(set(ids)) == len(ids)

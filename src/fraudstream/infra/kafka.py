@@ -93,6 +93,15 @@ def ensure_jars(settings: Settings) -> Path:
     return lib
 
 
+def new_cluster_id() -> str:
+    """A random KRaft cluster id (22 base64url characters) that does not start with '-',
+    which the storage tool's argument parser would take for an option."""
+    while True:
+        cid = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        if cid[0].isalnum():
+            return cid
+
+
 class KafkaCluster:
     """Start, inspect and stop the local KRaft cluster described by ``settings``."""
 
@@ -119,7 +128,7 @@ class KafkaCluster:
         f = self.home / "cluster-id"
         if not f.exists():
             self.home.mkdir(parents=True, exist_ok=True)
-            f.write_text(base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("="))
+            f.write_text(new_cluster_id())
         return f.read_text().strip()
 
     def properties(self, node: KafkaNode) -> str:
