@@ -9,6 +9,7 @@ from rich.console import Console
 from rich.table import Table
 
 from fraudstream.generator.command import generate
+from fraudstream.learning.command import collect, train
 from fraudstream.observability import configure_logging
 from fraudstream.pipeline.command import detect
 from fraudstream.producer.command import produce
@@ -24,6 +25,8 @@ console = Console()
 app.command("generate")(generate)
 app.command("produce")(produce)
 app.command("detect")(detect)
+app.command("collect")(collect)
+app.command("train")(train)
 app.add_typer(rules_app, name="rules")
 
 
