@@ -8,6 +8,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from fraudstream.bench.command import bench
 from fraudstream.generator.command import generate
 from fraudstream.learning.command import collect, train
 from fraudstream.observability import configure_logging
@@ -27,6 +28,7 @@ app.command("produce")(produce)
 app.command("detect")(detect)
 app.command("collect")(collect)
 app.command("train")(train)
+app.command("bench")(bench)
 app.add_typer(rules_app, name="rules")
 
 

@@ -1,0 +1,103 @@
+"""``fraudstream bench``: throughput, latency, naive baseline and resources on the local cluster."""
+
+from __future__ import annotations
+
+import shlex
+import signal
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+console = Console()
+
+
+def bench(
+    quick: Annotated[
+        bool, typer.Option("--quick", help="Smoke run: small data, one short rate, seconds.")
+    ] = False,
+    workers: Annotated[
+        list[int] | None,
+        typer.Option(
+            "--workers", help="Detector processes per throughput run (repeatable; default 1 and 2)."
+        ),
+    ] = None,
+    preload: Annotated[
+        int | None, typer.Option(help="Transactions preloaded for the throughput runs.")
+    ] = None,
+    rates: Annotated[
+        str | None,
+        typer.Option(
+            help="Offered rates for the latency runs, comma-separated tx/s (default 1000,5000,20000)."
+        ),
+    ] = None,
+    duration: Annotated[float | None, typer.Option(help="Seconds per latency rate.")] = None,
+    live_rate: Annotated[
+        float | None, typer.Option(help="Offered tx/s of the live-producer variant.")
+    ] = None,
+    live_seconds: Annotated[
+        float | None, typer.Option(help="Seconds of the live-producer variant (0: skip).")
+    ] = None,
+    naive_seconds: Annotated[float | None, typer.Option(help="Seconds of the naive baseline.")] = None,
+    out: Annotated[Path, typer.Option(help="Folder for results.json, bench.png and logs.")] = Path(
+        "bench-results"
+    ),
+    keep: Annotated[bool, typer.Option(help="Keep the bench's topics and databases for inspection.")] = False,
+) -> None:
+    """Measure the detector on the local cluster; JSON + PNG into --out, a table here.
+
+    Creates topics and databases of its own (deleted at the end), so it can run next to the
+    demo. Every phase is bounded in count and time.
+    """
+    from fraudstream.bench import report
+    from fraudstream.bench.runner import BenchConfig
+    from fraudstream.settings import load_settings
+
+    cfg = BenchConfig.quick() if quick else BenchConfig()
+    if workers:
+        cfg.workers = list(workers)
+    if preload is not None:
+        cfg.preload = preload
+    if rates is not None:
+        cfg.rates = [float(r) for r in rates.split(",") if r.strip()]
+    for name, value in (
+        ("duration_s", duration),
+        ("live_rate", live_rate),
+        ("live_seconds", live_seconds),
+        ("naive_seconds", naive_seconds),
+    ):
+        if value is not None:
+            setattr(cfg, name, value)
+    cfg.keep = keep
+    # Clean up (children stopped, topics and databases dropped) on SIGTERM / Ctrl-C too, even
+    # when started in the background with SIGINT ignored.
+    signal.signal(signal.SIGTERM, _interrupt)
+    signal.signal(signal.SIGINT, _interrupt)
+    results = run_bench(load_settings(), cfg, out, command=_command())
+    report.print_tables(results, console)
+    console.print(f"results: {out / 'results.json'}, plot: {out / 'bench.png'}")
+
+
+def _interrupt(*_: object) -> None:
+    raise KeyboardInterrupt
+
+
+def _command() -> str:
+    return "fraudstream " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+
+
+def run_bench(base, cfg, out: Path, command: str = "") -> dict:  # noqa: ANN001 - Settings, BenchConfig
+    """Run every experiment and write ``results.json`` and ``bench.png`` into ``out``."""
+    from fraudstream.bench import report
+    from fraudstream.bench.runner import run_all
+
+    out.mkdir(parents=True, exist_ok=True)
+    date = datetime.now(UTC).isoformat(timespec="seconds")
+    results = run_all(base, cfg, out, progress=lambda s: console.print(f"[dim]{s}[/]"))
+    results = {"date": date, "machine": report.machine(), "command": command, **results}
+    report.write_json(results, out / "results.json")
+    report.plot(results, out / "bench.png")
+    return results
