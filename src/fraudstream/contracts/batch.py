@@ -31,15 +31,24 @@ class TxBatch:
         return len(self.transaction_id)
 
     @classmethod
-    def from_transactions(cls, txs: list[Transaction]) -> TxBatch:
-        amounts = np.fromiter((t.tx_amount for t in txs), dtype=np.float64, count=len(txs))
+    def from_transactions(cls, txs: list[Transaction], time_ms: list[int] | None = None) -> TxBatch:
+        """Columns of decoded transactions; ``time_ms``, when given, holds their event times
+        (``round(tx_datetime.timestamp() * 1000)``, e.g. as computed during validation)."""
+        n = len(txs)
+        amounts = np.fromiter((t.tx_amount for t in txs), dtype=np.float64, count=n)
+        if time_ms is None:
+            times = np.fromiter(
+                (round(t.tx_datetime.timestamp() * 1000) for t in txs), dtype=np.int64, count=n
+            )
+        else:
+            times = np.array(time_ms, dtype=np.int64)
+            if times.shape != (n,):
+                raise ValueError("time_ms must hold one time per transaction")
         return cls(
             transaction_id=[str(t.transaction_id) for t in txs],
             customer_id=[str(t.customer_id) for t in txs],
             terminal_id=[str(t.terminal_id) for t in txs],
-            time_ms=np.fromiter(
-                (round(t.tx_datetime.timestamp() * 1000) for t in txs), dtype=np.int64, count=len(txs)
-            ),
+            time_ms=times,
             tx_amount=amounts,
             amount_cents=np.rint(amounts * 100).astype(np.int64),
             records=txs,

@@ -11,7 +11,7 @@ from fraudstream.settings import load_settings
 
 def detect(
     group: Annotated[str, typer.Option(help="Consumer group of the workers.")] = "fraudstream-detector",
-    batch_size: Annotated[int, typer.Option(help="Max messages per batch (one Kafka transaction).")] = 5000,
+    batch_size: Annotated[int, typer.Option(help="Max messages per batch (one Kafka transaction).")] = 20000,
     metrics_port: Annotated[int | None, typer.Option(help="Serve Prometheus /metrics on this port.")] = None,
     review_threshold: Annotated[float, typer.Option(help="Score from which to review.")] = 0.5,
     decline_threshold: Annotated[float, typer.Option(help="Score from which to decline.")] = 0.8,

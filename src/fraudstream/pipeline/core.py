@@ -64,5 +64,5 @@ def process(
         reasons=combined.reasons,
         features=features,
         rules_version=str(rules[0]) if rules is not None else None,
-        model_version=model.version if model is not None else None,
+        model_version=str(model.version) if model is not None else None,
     )

@@ -16,11 +16,16 @@ ahead of the slowest partition; the terminal state only forgets events older tha
 horizon behind the earliest time still to be decided, see ``Worker``). A replayed or restarted
 worker starts this reader ``horizon`` before the oldest committed position, which rebuilds the
 state from the log itself.
+
+Each ``input`` message is validated once per worker: the reader keeps what it accepted from the
+partitions the worker owns (:meth:`GlobalReader.share`) and the worker's consumer takes it
+from there (:meth:`GlobalReader.decoded`) instead of decoding the same bytes again.
 """
 
 from __future__ import annotations
 
 import uuid
+from collections import deque
 from collections.abc import Callable
 
 import msgspec
@@ -28,15 +33,16 @@ import numpy as np
 import structlog
 from confluent_kafka import OFFSET_BEGINNING, OFFSET_END, Consumer, KafkaError, TopicPartition
 
-from fraudstream.contracts.batch import TxBatch
-from fraudstream.contracts.messages import Label
+from fraudstream.contracts.messages import Label, Transaction
 from fraudstream.features.terminal import TerminalState
-from fraudstream.pipeline.validate import Invalid, validate
+from fraudstream.pipeline.validate import Invalid, validate_timed
 from fraudstream.settings import Settings
 
 log = structlog.get_logger(__name__)
 
 NEG_INF = -(2**62)
+#: At most this many decoded messages are kept per shared partition (see ``share``).
+MAX_SHARED = 200_000
 _label_decoder = msgspec.json.Decoder(Label)
 
 
@@ -65,6 +71,8 @@ class GlobalReader:
         self.eof: dict[tuple[str, int], bool] = {}
         self.observed = 0
         self.labels = 0
+        # partition -> (offset, (transaction, time ms)) of accepted messages, offset order
+        self._shared: dict[int, deque[tuple[int, tuple[Transaction, int]]]] = {}
 
     # ---- positioning -----------------------------------------------------------------
     def partitions(self, topic: str) -> list[int]:
@@ -101,23 +109,34 @@ class GlobalReader:
 
     def poll(self, timeout_s: float = 0.2) -> int:
         msgs = self.consumer.consume(10000, timeout=timeout_s)
-        txs, tx_keys, label_ids, frauds = [], [], [], []
+        tx_ids: list[str] = []
+        terminals: list[str] = []
+        times: list[int] = []
+        label_ids: list[str] = []
+        frauds: list[bool] = []
         now = self.now_ms()
+        input_topic = self.topics[0]
+        last, eof, shared = self.last, self.eof, self._shared
         for m in msgs:
             key = (m.topic(), m.partition())
             err = m.error()
             if err is not None:
                 if err.code() == KafkaError._PARTITION_EOF:
-                    self.eof[key] = True
+                    eof[key] = True
                 continue
-            self.eof[key] = False
-            ts = m.timestamp()[1]
-            if key[0] == self.topics[0]:
-                res = validate(m.value(), m.key(), now)
-                if not isinstance(res, Invalid):
-                    txs.append(res)
-                    tx_keys.append(key)
-                    ts = round(res.tx_datetime.timestamp() * 1000)
+            eof[key] = False
+            if key[0] == input_topic:
+                res = validate_timed(m.value(), m.key(), now)
+                if isinstance(res, Invalid):
+                    ts = m.timestamp()[1]
+                else:
+                    tx, ts = res
+                    tx_ids.append(str(tx.transaction_id))
+                    terminals.append(str(tx.terminal_id))
+                    times.append(ts)
+                    queue = shared.get(key[1])
+                    if queue is not None and len(queue) < MAX_SHARED:
+                        queue.append((m.offset(), res))
             else:
                 try:
                     lb = _label_decoder.decode(m.value())
@@ -126,14 +145,39 @@ class GlobalReader:
                 label_ids.append(str(lb.transaction_id))
                 frauds.append(lb.is_fraud)
                 ts = round(lb.labeled_at.timestamp() * 1000)
-            self.last[key] = max(self.last[key], ts)
-        if txs:
-            self.terminal.observe(TxBatch.from_transactions(txs))
-            self.observed += len(txs)
+            if ts > last[key]:
+                last[key] = ts
+        if tx_ids:
+            self.terminal.observe_transactions(tx_ids, terminals, np.array(times, dtype=np.int64))
+            self.observed += len(tx_ids)
         if label_ids:
             self.terminal.observe_labels(label_ids, np.asarray(frauds, dtype=bool))
             self.labels += len(label_ids)
         return len(msgs)
+
+    # ---- sharing decoded messages with the worker --------------------------------------
+    def share(self, partition: int) -> None:
+        """Keep the accepted messages read from this ``input`` partition for :meth:`decoded`
+        (the worker owns it, so its consumer will read the same messages)."""
+        self._shared.setdefault(partition, deque())
+
+    def unshare(self, partition: int) -> None:
+        self._shared.pop(partition, None)
+
+    def decoded(self, partition: int, offset: int) -> tuple[Transaction, int] | None:
+        """The message at ``offset`` of a shared partition as validated and accepted here
+        (transaction, event time), or None if it was not (rejected, or not read yet). Offsets
+        must be asked in increasing order: what is before ``offset`` is forgotten."""
+        queue = self._shared.get(partition)
+        if not queue:
+            return None
+        while queue[0][0] < offset:
+            queue.popleft()
+            if not queue:
+                return None
+        if queue[0][0] == offset:
+            return queue.popleft()[1]
+        return None
 
     def close(self) -> None:
         self.consumer.close()

@@ -1,0 +1,306 @@
+"""The detector's fast paths give exactly what the straightforward code gives."""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from collections import deque
+from datetime import UTC, datetime, timedelta, timezone
+
+import msgspec
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from fraudstream.contracts.batch import TxBatch
+from fraudstream.contracts.messages import Decision, Transaction
+from fraudstream.features.definitions import FEATURE_NAMES
+from fraudstream.pipeline import validate as v
+from fraudstream.pipeline.core import Decisions
+from fraudstream.pipeline.decode import PartitionBatch, split
+from fraudstream.pipeline.global_reader import GlobalReader
+from fraudstream.pipeline.worker import Worker
+from fraudstream.scoring.combine import DECISION_NAMES
+from tests.corpus import GOOD, cases
+
+NOW = int(time.time() * 1000)
+
+
+def strict(value: bytes | None, key: bytes | None, now_ms: int) -> tuple[Transaction, int] | v.Invalid:
+    """The validation as written before the fast paths (strict decoder, generic id check)."""
+    if value is None:
+        return v.Invalid("empty_message", "no value")
+    if len(value) > v.MAX_MESSAGE_BYTES:
+        return v.Invalid("oversized", f"{len(value)} bytes > {v.MAX_MESSAGE_BYTES}")
+    res = v._decode_strict(value)
+    if isinstance(res, v.Invalid):
+        return res
+    tx = res
+    if not v._plain_ids(tx):
+        for field in ("transaction_id", "customer_id", "terminal_id"):
+            problem = v._id_problem(getattr(tx, field), field)
+            if problem:
+                return problem
+    if not math.isfinite(tx.tx_amount) or tx.tx_amount > v.MAX_AMOUNT:
+        return v.Invalid("invalid_amount", f"tx_amount {tx.tx_amount!r} out of range")
+    if round(tx.tx_amount * 100) <= 0:
+        return v.Invalid("invalid_amount", "tx_amount rounds to 0.00")
+    when_ms = v._epoch_ms(tx.tx_datetime)
+    if when_ms < v.EPOCH_2000_MS:
+        return v.Invalid("invalid_timestamp", "tx_datetime before 2000-01-01")
+    if when_ms > now_ms + v.MAX_FUTURE_MS:
+        return v.Invalid("invalid_timestamp", "tx_datetime more than a day in the future")
+    for coord, bound in (("lat", 90.0), ("lon", 180.0)):
+        x = getattr(tx, coord)
+        if x is not None and not (math.isfinite(x) and -bound <= x <= bound):
+            return v.Invalid("schema", f"{coord} out of range")
+    if key is None or key.decode("utf-8", "replace") != str(tx.customer_id):
+        return v.Invalid("key_mismatch", "message key must be the customer_id")
+    return tx, when_ms
+
+
+def same(a: object, b: object) -> bool:
+    if isinstance(a, tuple) and isinstance(b, tuple):
+        return type(a[0]) is type(b[0]) is Transaction and a[0] == b[0] and a[1] == b[1]
+    return a == b
+
+
+CURRENCIES = ["EUR", "USD", "EUR\n", "eur", "EURO", "", "E1R", "ÉUR", 5, None]
+
+
+@pytest.mark.parametrize(("name", "value", "key", "reason"), cases(), ids=[c[0] for c in cases()])
+def test_corpus_same_as_strict(name: str, value: bytes | None, key: bytes | None, reason: str | None) -> None:
+    assert same(v.validate_timed(value, key, NOW), strict(value, key, NOW))
+
+
+@pytest.mark.parametrize("currency", CURRENCIES)
+def test_currency_same_as_strict(currency: object) -> None:
+    raw = json.dumps({**GOOD, "currency": currency}).encode()
+    key = GOOD["customer_id"].encode()
+    assert same(v.validate_timed(raw, key, NOW), strict(raw, key, NOW))
+
+
+def test_lax_type_is_transaction_without_the_pattern() -> None:
+    assert v._LaxTransaction.__struct_fields__ == Transaction.__struct_fields__
+    assert v._LaxTransaction.__struct_defaults__ == Transaction.__struct_defaults__
+    assert v._CURRENCY.pattern == "^[A-Z]{3}$"
+
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.floats() | st.integers() | st.text(),
+    lambda children: (
+        st.lists(children, max_size=3) | st.dictionaries(st.text(max_size=5), children, max_size=3)
+    ),
+    max_leaves=8,
+)
+ids = st.one_of(
+    st.text(max_size=6), st.from_regex(r"[0-9]{1,5}", fullmatch=True), st.integers(-5, 10**6),
+    st.sampled_from(["12", "１２", "²", " 1", "1 ", "a\x00", "x" * 129, "9" * 129]),
+)
+
+
+@settings(max_examples=400, deadline=None)
+@given(
+    st.dictionaries(
+        st.sampled_from([*GOOD, "lat", "lon", "channel", "country"]),
+        json_values | ids | st.sampled_from(CURRENCIES) | st.sampled_from(
+            ["2018-04-10T12:00:00.5+02:00", "2018-04-10T12:00:00Z", "2999-01-01T00:00:00+00:00"]),
+    ),
+    st.sampled_from(["key", "none", "bad"]),
+)
+def test_random_messages_same_as_strict(fields: dict, key_kind: str) -> None:
+    body = {**GOOD, **fields}
+    raw = json.dumps(body).encode()
+    key = {"key": str(body.get("customer_id")).encode(), "none": None, "bad": b"\xff"}[key_kind]
+    assert same(v.validate_timed(raw, key, NOW), strict(raw, key, NOW))
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.binary(max_size=200))
+def test_arbitrary_bytes_same_as_strict(raw: bytes) -> None:
+    assert same(v.validate_timed(raw, b"1", NOW), strict(raw, b"1", NOW))
+
+
+# ---- columns ---------------------------------------------------------------------------------
+def _tx(i: int, **changes: object) -> Transaction:
+    base = {
+        "transaction_id": str(i), "tx_datetime": datetime(2018, 4, 1, tzinfo=UTC) + timedelta(seconds=37 * i),
+        "customer_id": str(i % 7), "terminal_id": i % 5, "tx_amount": 1.005 + i, "currency": "EUR",
+    }
+    return Transaction(**{**base, **changes})
+
+
+def test_columns_from_given_times() -> None:
+    txs = [_tx(i) for i in range(20)]
+    times = [round(t.tx_datetime.timestamp() * 1000) for t in txs]
+    a, b = TxBatch.from_transactions(txs), TxBatch.from_transactions(txs, times)
+    for f in ("transaction_id", "customer_id", "terminal_id", "records"):
+        assert getattr(a, f) == getattr(b, f)
+    for f in ("time_ms", "tx_amount", "amount_cents"):
+        assert np.array_equal(getattr(a, f), getattr(b, f)) and getattr(a, f).dtype == getattr(b, f).dtype
+    with pytest.raises(ValueError, match="one time per transaction"):
+        TxBatch.from_transactions(txs, times[:-1])
+
+
+# ---- split with messages decoded by the global reader ------------------------------------------
+class _Msg:
+    def __init__(self, partition: int, offset: int, value: bytes | None, key: bytes | None) -> None:
+        self._p, self._o, self._v, self._k = partition, offset, value, key
+
+    def partition(self) -> int:
+        return self._p
+
+    def offset(self) -> int:
+        return self._o
+
+    def value(self) -> bytes | None:
+        return self._v
+
+    def key(self) -> bytes | None:
+        return self._k
+
+
+def _messages() -> list[_Msg]:
+    out = []
+    bad = [c for c in cases() if c[3] is not None][:6]
+    for i in range(40):
+        p = i % 3
+        if i % 7 == 3:
+            _, value, key, _ = bad[i % len(bad)]
+        else:
+            body = {**GOOD, "transaction_id": f"t{i}", "customer_id": str(i % 4),
+                    "tx_datetime": f"2018-04-10T12:{i:02d}:00+00:00"}
+            value, key = json.dumps(body).encode(), str(i % 4).encode()
+        out.append(_Msg(p, 100 + i, value, key))
+    return out
+
+
+def _flat(batches: dict[int, PartitionBatch]) -> list:
+    return [
+        (p, pb.last_offset, pb.offsets, pb.times, [msgspec.structs.asdict(t) for t in pb.valid],
+         [(d.message.offset(), d.reason, d.detail) for d in pb.dead])
+        for p, pb in sorted(batches.items())
+    ]
+
+
+def test_split_with_shared_decodes_is_unchanged() -> None:
+    msgs = _messages()
+    expected = _flat(split(msgs, NOW))
+    shared: dict[tuple[int, int], tuple[Transaction, int]] = {}
+    for m in msgs[::2]:  # the reader has seen every other message
+        res = v.validate_timed(m.value(), m.key(), NOW - 5000)
+        if not isinstance(res, v.Invalid):
+            shared[(m.partition(), m.offset())] = res
+    assert shared
+    assert _flat(split(msgs, NOW, lambda p, o: shared.get((p, o)))) == expected
+
+
+def test_split_rechecks_the_future_bound_at_its_own_now() -> None:
+    when = datetime.fromtimestamp(NOW / 1000, UTC) + timedelta(hours=23, minutes=59)
+    body = {**GOOD, "tx_datetime": when.isoformat()}
+    m = _Msg(0, 1, json.dumps(body).encode(), GOOD["customer_id"].encode())
+    decoded = v.validate_timed(m.value(), m.key(), NOW)
+    assert not isinstance(decoded, v.Invalid)
+    # validated long ago, when it was still in range: now it is more than a day ahead
+    late = NOW - 3_600_000
+    out = split([m], late, lambda p, o: decoded)[0]
+    assert not out.valid and out.dead[0].reason == "invalid_timestamp"
+
+
+def test_global_reader_shares_decoded_messages_in_offset_order() -> None:
+    reader = GlobalReader.__new__(GlobalReader)
+    reader._shared = {}
+    assert reader.decoded(0, 5) is None
+    reader.share(0)
+    tx = _tx(1)
+    queue = reader._shared[0]
+    assert isinstance(queue, deque)
+    for off in (3, 5, 6, 9):
+        queue.append((off, (tx, off)))
+    assert reader.decoded(0, 4) is None  # 3 dropped, 4 unknown
+    assert reader.decoded(0, 5) == (tx, 5)
+    assert reader.decoded(0, 7) is None  # 6 dropped
+    assert reader.decoded(0, 10) is None and not queue
+    reader.unshare(0)
+    assert reader.decoded(0, 11) is None and 0 not in reader._shared
+
+
+# ---- output encoding --------------------------------------------------------------------------
+def _old_encode(pb: PartitionBatch, dec: Decisions, now_iso: str) -> list[tuple[bytes, bytes]]:
+    names = list(dec.features)
+    cols = [np.nan_to_num(dec.features[n], nan=0.0, posinf=0.0, neginf=0.0).tolist() for n in names]
+    scores, decisions = dec.score.tolist(), dec.decision.tolist()
+    out = []
+    for i, (tx, feats) in enumerate(zip(pb.valid, zip(*cols, strict=True), strict=True)):
+        msg = Decision(
+            transaction_id=str(tx.transaction_id), tx_datetime=tx.tx_datetime.isoformat(),
+            customer_id=str(tx.customer_id), terminal_id=str(tx.terminal_id),
+            tx_amount=tx.tx_amount, currency=tx.currency, score=scores[i],
+            decision=DECISION_NAMES[decisions[i]], reasons=dec.reasons[i],
+            features=dict(zip(names, feats, strict=True)), model_version=dec.model_version,
+            rules_version=dec.rules_version, processed_at=now_iso, channel=tx.channel,
+            merchant_category=tx.merchant_category, country=tx.country, lat=tx.lat, lon=tx.lon,
+        )
+        out.append((str(tx.customer_id).encode(), msgspec.json.encode(msg)))
+    return out
+
+
+def _decided(n: int, seed: int, names: list[str] = FEATURE_NAMES) -> tuple[PartitionBatch, Decisions]:
+    rng = np.random.default_rng(seed)
+    offsets = [UTC, timezone(timedelta(hours=2)), timezone(timedelta(0), "Z0"), timezone(timedelta(hours=-5))]
+    txs = []
+    for i in range(n):
+        when = datetime(2018, 4, 1, tzinfo=offsets[i % 4]) + timedelta(seconds=int(rng.integers(0, 10**7)))
+        if i % 4 == 1:
+            when = when.replace(microsecond=int(rng.integers(1, 10**6)))
+        txs.append(_tx(
+            i, tx_datetime=when, customer_id=i if i % 5 == 0 else f"c\"{i}",
+            tx_amount=float(rng.random() * 100),
+            channel="web" if i % 2 else None, lat=float(rng.random()) if i % 3 else None, lon=None,
+        ))
+    feats = {}
+    for k, name in enumerate(names):
+        col = rng.random(n) * 10.0 ** int(rng.integers(-8, 17))
+        col[rng.random(n) < 0.1] = np.nan
+        col[rng.random(n) < 0.05] = np.inf if k % 2 else -np.inf
+        whole = rng.random(n) < 0.2
+        col[whole] = np.round(col[whole])
+        feats[name] = col
+    pb = PartitionBatch(0, valid=txs, offsets=list(range(n)),
+                        times=[round(t.tx_datetime.timestamp() * 1000) for t in txs])
+    dec = Decisions(
+        score=rng.random(n), decision=rng.integers(0, 3, n).astype(np.int8),
+        reasons=[[f"rule:r{i % 3}"] if i % 2 else [] for i in range(n)], features=feats,
+        rules_version="7" if seed % 2 else None, model_version="m1" if seed % 3 else None,
+    )
+    return pb, dec
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2, 3])
+def test_encode_is_byte_identical_to_the_plain_encoding(seed: int) -> None:
+    pb, dec = _decided(300, seed)
+    now_iso = datetime.now(UTC).isoformat()
+    worker = Worker.__new__(Worker)
+    assert worker._encode(pb, dec, now_iso) == _old_encode(pb, dec, now_iso)
+
+
+def test_encode_other_feature_sets_and_empty_batches() -> None:
+    pb, dec = _decided(50, 5, names=["b", "a"])
+    worker = Worker.__new__(Worker)
+    assert worker._encode(pb, dec, "x") == _old_encode(pb, dec, "x")
+    empty = PartitionBatch(0)
+    assert worker._encode(empty, Decisions(np.zeros(0), np.zeros(0, np.int8), [], {}, None, None), "x") == []
+
+
+def test_suspicious_rows_are_unchanged() -> None:
+    pb, dec = _decided(200, 6)
+    rows = Worker._suspicious(pb, dec)
+    idx = np.flatnonzero(dec.decision >= 1).tolist()
+    assert [r.transaction_id for r in rows] == [str(pb.valid[i].transaction_id) for i in idx]
+    for r, i in zip(rows, idx, strict=True):
+        assert r.features == {n: float(np.nan_to_num(dec.features[n][i])) for n in dec.features}
+        assert r.score == float(dec.score[i]) and r.decision == DECISION_NAMES[int(dec.decision[i])]
+        assert r.source_offset == pb.offsets[i] and r.reasons == dec.reasons[i]
+        assert r.tx_datetime == pb.valid[i].tx_datetime
