@@ -46,6 +46,17 @@ MAX_SHARED = 200_000
 _label_decoder = msgspec.json.Decoder(Label)
 
 
+def decode_label(value: bytes | None) -> Label | None:
+    """A ``training`` label, or None for anything unreadable (it must never stop a worker:
+    every worker reads every label)."""
+    if value is None:
+        return None
+    try:
+        return _label_decoder.decode(value)
+    except (msgspec.MsgspecError, UnicodeDecodeError, ValueError, TypeError):
+        return None
+
+
 class GlobalReader:
     def __init__(
         self,
@@ -138,9 +149,8 @@ class GlobalReader:
                     if queue is not None and len(queue) < MAX_SHARED:
                         queue.append((m.offset(), res))
             else:
-                try:
-                    lb = _label_decoder.decode(m.value())
-                except msgspec.MsgspecError:
+                lb = decode_label(m.value())
+                if lb is None:
                     continue
                 label_ids.append(str(lb.transaction_id))
                 frauds.append(lb.is_fraud)
