@@ -14,32 +14,26 @@ the active version changes).
 
 from __future__ import annotations
 
-import contextlib
 import time
 from collections.abc import Callable, Collection
 from typing import Any
 
 import psycopg
-import structlog
 
+from fraudstream.db.watcher import ActiveVersionWatcher, ConnectionFactory
 from fraudstream.rules import store
 from fraudstream.rules.engine import CompiledRuleSet, compile_ruleset
-from fraudstream.rules.model import RuleSetError
+from fraudstream.rules.model import RuleSet
 
 __all__ = ["RuleWatcher"]
 
-log = structlog.get_logger(__name__)
 
-ConnectionFactory = Callable[[], "psycopg.Connection[Any]"]
+class RuleWatcher(ActiveVersionWatcher[RuleSet, tuple[int, CompiledRuleSet]]):
+    """Polls the registry and hands back ``(version, compiled)`` when the active rule set
+    changes. ``features``: the names this detector computes (a rule set naming another one is
+    rejected and the previous one stays in force)."""
 
-
-class RuleWatcher:
-    """Polls the registry and hands back the new compiled rule set when the active one changes.
-
-    ``connect`` is a DSN or a zero-argument factory returning a new connection; the watcher
-    keeps one connection open (autocommit, so it never holds a snapshot or locks) and replaces
-    it after an error. ``clock`` is injectable for tests (seconds, monotonic).
-    """
+    what = "rule set"
 
     def __init__(
         self,
@@ -49,97 +43,23 @@ class RuleWatcher:
         clock: Callable[[], float] = time.monotonic,
         features: Collection[str] | None = None,
     ) -> None:
-        if isinstance(connect, str):
-            dsn = connect
-            self._connect: ConnectionFactory = lambda: psycopg.connect(
-                dsn, autocommit=True, connect_timeout=5
-            )
-        else:
-            self._connect = connect
-        self.interval_s = interval_s
-        self._clock = clock
+        super().__init__(connect, interval_s=interval_s, clock=clock)
         self._features = features
-        self._conn: psycopg.Connection[Any] | None = None
-        self._last_check: float | None = None
-        self._rejected: int | None = None
-        self.version: int | None = None
-        self.ruleset: CompiledRuleSet | None = None
 
     @property
     def current(self) -> tuple[int, CompiledRuleSet] | None:
         """The rule set in force, ``(version, compiled)``, or None before the first success."""
-        if self.version is None or self.ruleset is None:
-            return None
-        return self.version, self.ruleset
+        return self.item
 
-    def poll(self, force: bool = False) -> tuple[int, CompiledRuleSet] | None:
-        """``(version, compiled)`` when the active version changed since the last poll, else None.
+    @property
+    def ruleset(self) -> CompiledRuleSet | None:
+        return self.item[1] if self.item is not None else None
 
-        Checks the database at most every ``interval_s`` unless ``force``. The first successful
-        check returns the active rule set (there was none before).
-        """
-        now = self._clock()
-        if not force and self._last_check is not None and now - self._last_check < self.interval_s:
-            return None
-        self._last_check = now
-        try:
-            return self._check()
-        except psycopg.Error as exc:
-            log.warning("rule set poll failed", error=str(exc), version_in_force=self.version)
-            self._drop_connection()
-            return None
+    def _active_version(self, conn: psycopg.Connection[Any]) -> int | None:
+        return store.active_version(conn)
 
-    def _check(self) -> tuple[int, CompiledRuleSet] | None:
-        conn = self._connection()
-        try:
-            version = store.active_version(conn)
-            if version is None or version == self.version or version == self._rejected:
-                return None
-            try:
-                ruleset = store.get_ruleset(conn, version)
-            except ValueError as exc:  # a body edited by hand into something invalid
-                self._reject(version, exc)
-                return None
-        finally:
-            if not conn.autocommit:  # never sit idle in a transaction between polls
-                conn.rollback()
-        if ruleset is None:  # gone between the two queries: the next poll sees the new state
-            return None
-        try:
-            compiled = compile_ruleset(ruleset, self._features)
-        except RuleSetError as exc:
-            self._reject(version, exc)
-            return None
-        self.version, self.ruleset, self._rejected = version, compiled, None
-        log.info("rule set activated", version=version, name=ruleset.name, rules=len(compiled.rules))
-        return version, compiled
+    def _load(self, conn: psycopg.Connection[Any], version: int) -> RuleSet | None:
+        return store.get_ruleset(conn, version)
 
-    def _reject(self, version: int, exc: Exception) -> None:
-        self._rejected = version
-        log.error(
-            "active rule set rejected, keeping the previous one",
-            version=version,
-            error=str(exc),
-            version_in_force=self.version,
-        )
-
-    def _connection(self) -> psycopg.Connection[Any]:
-        if self._conn is None or self._conn.closed:
-            self._conn = self._connect()
-        return self._conn
-
-    def _drop_connection(self) -> None:
-        conn, self._conn = self._conn, None
-        if conn is not None:
-            with contextlib.suppress(psycopg.Error):  # it is being thrown away anyway
-                conn.close()
-
-    def close(self) -> None:
-        """Close the watcher's connection (the rule set in force stays available)."""
-        self._drop_connection()
-
-    def __enter__(self) -> RuleWatcher:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
+    def _accept(self, version: int, loaded: RuleSet) -> tuple[int, CompiledRuleSet]:
+        return version, compile_ruleset(loaded, self._features)
