@@ -138,3 +138,26 @@ def pipeline(infra: Infra, unique: str, tmp_path: Path) -> Iterator[Pipeline]:
         yield p
     finally:
         p.stop_all()
+
+
+@pytest.fixture(scope="session")
+def handbook_60d_frames():  # noqa: ANN201 - see handbook_60d
+    """The contract frame of the handbook's first 60 days, and the offline reference features
+    of its valid rows (computed once per session: both detector test modules use them)."""
+    import numpy as np
+
+    from fraudstream.generator.command import to_contract_frame
+    from fraudstream.generator.handbook import generate_dataset
+    from tests.reference.handbook_features import reference_features
+
+    _, _, tx = generate_dataset(5000, 10000, 60, "2018-04-01")
+    frame = to_contract_frame(tx)
+    valid = tx[np.rint(tx["TX_AMOUNT"] * 100) > 0]  # amounts of 0.00 are dead-lettered
+    ref = reference_features(valid)
+    ref.index = ref.index.astype(str)
+    return frame, ref
+
+
+@pytest.fixture
+def handbook_60d(handbook_60d_frames):  # noqa: ANN001, ANN201
+    return handbook_60d_frames

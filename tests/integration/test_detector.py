@@ -17,25 +17,11 @@ import psycopg
 import pytest
 
 from fraudstream.features.definitions import FEATURE_NAMES
-from fraudstream.generator.command import to_contract_frame
-from fraudstream.generator.handbook import generate_dataset
-from tests.reference.handbook_features import reference_features
 
 from .conftest import Pipeline
 from .streams import decisions, feed, read_topic
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture(scope="module")
-def handbook_60d() -> tuple[pd.DataFrame, pd.DataFrame]:
-    """The contract frame of the first 60 days, and the reference features of its valid rows."""
-    _, _, tx = generate_dataset(5000, 10000, 60, "2018-04-01")
-    frame = to_contract_frame(tx)
-    valid = tx[np.rint(tx["TX_AMOUNT"] * 100) > 0]  # amounts of 0.00 are dead-lettered
-    ref = reference_features(valid)
-    ref.index = ref.index.astype(str)
-    return frame, ref
 
 
 def expected_valid(frame: pd.DataFrame) -> set[str]:

@@ -343,15 +343,17 @@ def run_live_throughput(
             proc.terminate()
         proc.wait(60)
         comps.producer = []
+        sent = _read_json(summary)
+        # Drain what is still being decided (bounded): a slow start must not read as zero.
+        drain_until = time.monotonic() + 30
+        while count < sent.get("transactions", 0) and time.monotonic() < drain_until:
+            count += sum(1 for m in consumer.consume(10000, timeout=0.2) if m.error() is None)
+            timeline.append((time.monotonic() - started, count))
         consumer.close()
         sb.stop(procs)
         comps.detectors = []
-        sent = _read_json(summary)
-        # the rate while the producer was running, past the first quarter (startup)
-        t_end = timeline[-1][0] if timeline else 0.0
-        warm_t = t_end * 0.25
-        warm = next(((t, c) for t, c in timeline if t >= warm_t), (0.0, 0))
-        rate = (count - warm[1]) / (t_end - warm[0]) if t_end > warm[0] else 0.0
+        # the decided rate over the decision window, past the first 10% (start-up)
+        rate = _rate(timeline, count, cfg.warmup_fraction)["throughput_tx_s"]
         return {
             "workers": workers,
             "offered_tx_s": cfg.live_rate,
