@@ -20,8 +20,9 @@ from fraudstream.infra.kafka import KafkaCluster
 from fraudstream.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[2]
-TEST_KAFKA_BASE_PORT = 29092
-TEST_PG_PORT = 55433
+# Overridable so that two checkouts can run their integration suites side by side.
+TEST_KAFKA_BASE_PORT = int(os.environ.get("FRAUDSTREAM_TEST_KAFKA_BASE_PORT", "29092"))
+TEST_PG_PORT = int(os.environ.get("FRAUDSTREAM_TEST_PG_PORT", "55433"))
 
 
 @dataclass
