@@ -67,9 +67,12 @@ def unique() -> str:
 
 
 # ---- isolated pipelines: own topics and own database on the shared services ----------------
+import contextlib  # noqa: E402
+import json  # noqa: E402
 import signal  # noqa: E402
 import subprocess  # noqa: E402
 import sys  # noqa: E402
+from collections.abc import Callable  # noqa: E402
 
 import psycopg  # noqa: E402
 from confluent_kafka.admin import AdminClient  # noqa: E402
@@ -89,13 +92,39 @@ class Pipeline:
     procs: list[subprocess.Popen] = None  # type: ignore[assignment]
 
     def start_detector(self, *args: str, name: str = "detect") -> subprocess.Popen:
-        log = (self.log_dir / f"{name}-{len(self.procs)}.log").open("wb")
+        path = self.log_dir / f"{name}-{len(self.procs)}.log"
         proc = subprocess.Popen(
             [sys.executable, "-m", "fraudstream.cli", "detect", *args],
-            env=self.env, stdout=log, stderr=subprocess.STDOUT, cwd=ROOT,
+            env=self.env, stdout=path.open("wb"), stderr=subprocess.STDOUT, cwd=ROOT,
         )
+        proc.log_path = path  # type: ignore[attr-defined]
         self.procs.append(proc)
         return proc
+
+    @staticmethod
+    def events(proc: subprocess.Popen, predicate: Callable[[dict], bool]) -> list[dict]:
+        """The worker's JSON log lines matching ``predicate`` so far."""
+        found = []
+        for line in proc.log_path.read_text(errors="replace").splitlines():  # type: ignore[attr-defined]
+            if line.startswith("{"):
+                with contextlib.suppress(ValueError):
+                    event = json.loads(line)
+                    if predicate(event):
+                        found.append(event)
+        return found
+
+    def wait_for_log(
+        self, proc: subprocess.Popen, predicate: Callable[[dict], bool], timeout_s: float = 120
+    ) -> dict:
+        """Wait until the worker's JSON log has a line matching ``predicate``; return it."""
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            found = self.events(proc, predicate)
+            if found:
+                return found[0]
+            assert proc.poll() is None, f"worker exited with {proc.returncode} before the awaited log line"
+            time.sleep(0.2)
+        raise AssertionError(f"no matching log line within {timeout_s} s")
 
     def stop_all(self) -> None:
         for p in self.procs:

@@ -336,6 +336,22 @@ def test_terminal_windows_labels_and_duplicates() -> None:
     assert at("T", t0 + HOUR)["TERMINAL_ID_NB_TX_10MIN_WINDOW"] == 0
 
 
+def test_terminal_state_reports_when_a_late_query_is_no_longer_exact() -> None:
+    """A worker that ran ahead on one partition must notice that a partition handed to it
+    further back needs events already expired (it then rebuilds the state from the log)."""
+    t0 = EPOCH_2000_MS + 7000 * DAY
+    state = TerminalState(late_margin_ms=2 * DAY)
+    for day in range(120):
+        state.observe(_batch([(f"x{day}-{i}", "c", f"T{i % 7}", t0 + day * DAY + i, 1) for i in range(50)]))
+    assert state.exact_at(t0 + 119 * DAY)
+    assert not state.exact_at(t0 + 60 * DAY), "120 days observed: the state only covers ~37 + margin"
+    fresh = TerminalState(late_margin_ms=2 * DAY)
+    fresh.hold(t0 + 10 * DAY)  # a slow partition still deciding day 10 keeps what it needs
+    for day in range(120):
+        fresh.observe(_batch([(f"y{day}-{i}", "c", f"T{i % 7}", t0 + day * DAY + i, 1) for i in range(50)]))
+    assert fresh.exact_at(t0 + 10 * DAY)
+
+
 # ------------------------------------------------------------------------------- assembly
 
 

@@ -97,6 +97,8 @@ class KeyTable:
         self._watermark: int | None = None
         #: When set, expiry counts back from min(watermark, cap) (same unit as ``time``).
         self.expiry_cap: int | None = None
+        #: Every row with a time >= this is still held (None: nothing was ever dropped).
+        self.complete_since: int | None = None
 
     @property
     def n_rows(self) -> int:
@@ -180,6 +182,7 @@ class KeyTable:
             keys = keys[keep]
             cols = {name: col[keep] for name, col in cols.items()}
             lo = cutoff
+            self.complete_since = max(cutoff, self.complete_since or cutoff)
         return self._make_run(keys, cols, (lo, hi))
 
     def _merge(self, a: _Run, b: _Run) -> _Run:

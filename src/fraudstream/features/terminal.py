@@ -106,6 +106,17 @@ class TerminalState:
             store.expiry_cap_ms = time_ms
         self._by_id.expiry_cap = time_ms
 
+    def exact_at(self, time_ms: int) -> bool:
+        """Whether features at ``time_ms`` are still exact: nothing they look at was expired.
+
+        A worker that is handed a partition far behind the ones it owned (a rebalance during a
+        replay) may find the events that partition needs already dropped; it then rebuilds
+        this state from the log instead of deciding on a truncated history.
+        """
+        since = [self._tx.complete_since_ms, self._fraud.complete_since_ms, self._by_id.complete_since]
+        needed = int(time_ms) - TERMINAL_HORIZON_MS
+        return all(s is None or s <= needed for s in since)
+
     # ------------------------------------------------------------------ reader side
 
     def observe(self, batch: TxBatch) -> None:

@@ -269,8 +269,15 @@ class WindowStore:
         #: Absolute ms; when set, expiry counts back from min(watermark, cap): a consumer that
         #: still has to query times >= cap keeps what it needs however far inserts ran ahead.
         self.expiry_cap_ms: int | None = None
+        self._dropped_below: int | None = None  # relative ms: every event older may be gone
 
     # ------------------------------------------------------------------ state
+
+    @property
+    def complete_since_ms(self) -> int | None:
+        """Every event inserted with a time >= this (UTC epoch ms) is still held; None while
+        nothing was ever dropped. Lets a caller check that a late query is still exact."""
+        return None if self._dropped_below is None else self._dropped_below + EPOCH_2000_MS
 
     @property
     def watermark_ms(self) -> int:
@@ -349,6 +356,7 @@ class WindowStore:
             keys = keys[keep]
             values = values[keep] if values is not None else None
             lo = cutoff  # a lower bound of what is left, good enough to schedule expiry
+            self._dropped_below = max(cutoff, self._dropped_below or cutoff)
         return _make_run(keys, values, (lo, hi))
 
     def _merge(self, a: _Run, b: _Run) -> _Run:

@@ -52,7 +52,7 @@ from fraudstream.pipeline.global_reader import GlobalReader
 from fraudstream.rules.watcher import RuleWatcher
 from fraudstream.scoring.combine import DECISION_NAMES, Thresholds
 from fraudstream.settings import Settings
-from fraudstream.sinks.postgres import SuspiciousRow, SuspiciousSink
+from fraudstream.sinks.postgres import Fenced, SuspiciousRow, SuspiciousSink
 
 log = structlog.get_logger(__name__)
 
@@ -108,15 +108,20 @@ class Worker:
             "fetch.max.bytes": 16 * 1024 * 1024,
             "log_level": 3,
         })
+        self.instance_id = f"{group_id}-{uuid.uuid4().hex[:12]}"
+        self.epochs: dict[int, int] = {}  # partition -> fencing epoch in PostgreSQL (sink.claim)
         self.producer = Producer({
             **kafka,
-            "transactional.id": f"{group_id}-{uuid.uuid4().hex[:12]}",
+            "transactional.id": self.instance_id,
             "enable.idempotence": True,
             "acks": "all",
             "linger.ms": 5,
             "compression.type": "lz4",
             "queue.buffering.max.messages": 1_000_000,
-            "transaction.timeout.ms": 120_000,
+            # A worker frozen mid-transaction (VM pause, SIGSTOP) blocks its partitions' next
+            # owner until the coordinator aborts the transaction: keep that short. A commit
+            # slower than this is aborted and the batch redone, which is safe.
+            "transaction.timeout.ms": 15_000,
             "log_level": 3,
         })
         self.reader = GlobalReader(settings, self.terminal, clock_ms)
@@ -205,8 +210,17 @@ class Worker:
 
     # ---- rebalancing and state restore ------------------------------------------------
     def _committed(self, partitions: list[int]) -> dict[int, int]:
+        """Committed offsets. They can stay unavailable while a previous owner's transaction is
+        open (read_committed waits for it to end): retried, not fatal."""
         tps = [TopicPartition(self.settings.topic_input, p) for p in partitions]
-        return {tp.partition: tp.offset for tp in self.consumer.committed(tps, timeout=30)}
+        while True:
+            try:
+                return {tp.partition: tp.offset for tp in self.consumer.committed(tps, timeout=30)}
+            except KafkaException as exc:
+                if self.stopping:
+                    raise
+                metrics.RETRIES.labels("kafka").inc()
+                log.warning("kafka.committed.retry", error=str(exc.args[0]))
 
     def _time_of(self, probe: Consumer, partition: int, offset: int) -> int | None:
         """Event time (message timestamp) of the message at ``offset``."""
@@ -241,30 +255,53 @@ class Worker:
         return min(t for t in times if t is not None) - TERMINAL_HISTORY_MS
 
     def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        resumes: list[int] = []
+        committed = self._committed([tp.partition for tp in partitions])
         for tp in partitions:
             started = time.monotonic()
-            self.states[tp.partition] = self._restore(tp.partition)
+            # Fence the previous owner's PostgreSQL writes before deciding anything again.
+            self.epochs[tp.partition] = self.sink.claim(
+                self.settings.topic_input, tp.partition, committed[tp.partition], self.instance_id)
+            self.states[tp.partition], last_time = self._restore(tp.partition)
+            if last_time is not None:
+                resumes.append(last_time)
             self.reader.share(tp.partition)
             metrics.RESTORE_SECONDS.observe(time.monotonic() - started)
+        if resumes and not self.terminal.exact_at(min(resumes)):
+            self._rebuild_terminal(min(resumes))
         metrics.ASSIGNED.set(len(self.states))
         log.info("partitions.assigned", partitions=[tp.partition for tp in partitions])
+
+    def _rebuild_terminal(self, resume_ms: int) -> None:
+        """Re-read the terminal state from the log for a partition that resumes further back
+        than the state still covers (this worker ran ahead on its other partitions)."""
+        floor = min([resume_ms, *self.progress.values()])
+        log.info("terminal.rebuild", resume_ms=resume_ms, from_ms=floor - TERMINAL_HISTORY_MS)
+        self.reader.close()
+        self.terminal = TerminalState(late_margin_ms=2 * DAY_MS)
+        self.reader = GlobalReader(self.settings, self.terminal, self.clock_ms)
+        self.reader.start(floor - TERMINAL_HISTORY_MS)
+        for p in self.states:
+            self.reader.share(p)
 
     def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         for tp in partitions:
             self.states.pop(tp.partition, None)
             self.progress.pop(tp.partition, None)
+            self.epochs.pop(tp.partition, None)
             self.reader.unshare(tp.partition)
             with contextlib.suppress(KeyError):
                 metrics.LAG.remove(str(tp.partition))
         metrics.ASSIGNED.set(len(self.states))
         log.info("partitions.revoked", partitions=[tp.partition for tp in partitions])
 
-    def _restore(self, partition: int) -> CustomerState:
-        """Rebuild a partition's customer state from its log, up to the committed offset."""
+    def _restore(self, partition: int) -> tuple[CustomerState, int | None]:
+        """Rebuild a partition's customer state from its log, up to the committed offset.
+        Also returns the event time of the last committed message (None: nothing committed)."""
         state = CustomerState()
         committed = self._committed([partition])[partition]
         if committed <= 0:
-            return state
+            return state, None
         topic = self.settings.topic_input
         probe = self._probe()
         try:
@@ -292,7 +329,7 @@ class Worker:
         finally:
             probe.close()
         log.info("partition.restored", partition=partition, replayed=replayed, committed=committed)
-        return state
+        return state, last_time
 
     # ---- the batch -------------------------------------------------------------------
     @staticmethod
@@ -349,7 +386,12 @@ class Worker:
             decided.append(dec)
             outputs.extend(self._encode(pb, dec, now_iso))
             rows.extend(self._suspicious(pb, dec))
-        inserted = self.sink.write(rows)
+        try:
+            inserted = self.sink.write(rows, self.settings.topic_input,
+                                       {r.source_partition: self.epochs[r.source_partition] for r in rows})
+        except Fenced as exc:
+            self._fenced(exc.partitions, [pb.partition for pb in batches])
+            return
         if not self._commit(batches, outputs):
             return
         for p, c in columns.items():
@@ -493,12 +535,31 @@ class Worker:
                 time.sleep(backoff)
                 backoff = min(backoff * 2, 5.0)
 
+    def _fenced(self, lost: list[int], batch: list[int]) -> None:
+        """Another worker claimed ``lost``: forget them (the group is handing them over) and
+        consume the batch's other partitions again (their rows were not written either)."""
+        log.warning("postgres.fenced", partitions=lost)
+        metrics.ABORTS.inc()
+        for p in lost:
+            self.states.pop(p, None)
+            self.progress.pop(p, None)
+            self.epochs.pop(p, None)
+            self.reader.unshare(p)
+        self._rewind([p for p in batch if p not in lost])
+
     def _rewind(self, partitions: list[int]) -> None:
-        """After an abort: rebuild the state of still-owned partitions and consume them again."""
+        """After an abort: rebuild the state of still-owned partitions and consume them again.
+        The rows the aborted batch wrote are deleted: the batch may not be decided the same way
+        again (a model or rule set swapped in between)."""
         committed = self._committed(partitions)
         for p in partitions:
             if p in self.states:
-                self.states[p] = self._restore(p)
+                try:
+                    self.sink.discard_uncommitted(self.settings.topic_input, p, committed[p], self.epochs[p])
+                except Fenced:
+                    self._fenced([p], [])
+                    continue
+                self.states[p], _ = self._restore(p)
                 offset = committed[p] if committed[p] >= 0 else OFFSET_BEGINNING
                 self.consumer.seek(TopicPartition(self.settings.topic_input, p, offset))
 

@@ -3,20 +3,29 @@
 Rows are COPYed into a session temp table and moved with ``INSERT ... ON CONFLICT
 (transaction_id) DO NOTHING`` in one transaction per batch: a batch replayed after a crash
 (or a duplicate ``transaction_id`` on another partition) adds no second row.
+
+Rows are written before the batch's Kafka transaction commits, so a batch can leave rows and
+then abort. Ownership of a partition is therefore fenced here too (table ``partition_owners``):
+:meth:`SuspiciousSink.claim` bumps the partition's epoch and deletes the rows of attempts past
+the committed offset; every write checks, in its own transaction, that its epochs still hold.
+A worker that lost a partition (paused past its session timeout, cut off) gets
+:class:`Fenced` instead of adding rows for decisions its successor makes again.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import TypeVar
 
 import psycopg
 import structlog
 from psycopg.types.json import Jsonb
 
 log = structlog.get_logger(__name__)
+T = TypeVar("T")
 
 COLUMNS = (
     "transaction_id", "tx_datetime", "customer_id", "terminal_id", "tx_amount", "currency",
@@ -59,6 +68,25 @@ class SuspiciousRow:
         )
 
 
+class Fenced(Exception):
+    """Another worker claimed these partitions since this one did: the batch was not written."""
+
+    def __init__(self, partitions: list[int]) -> None:
+        super().__init__(f"partitions {partitions} were claimed by another worker")
+        self.partitions = partitions
+
+
+_CLAIM = (
+    "INSERT INTO partition_owners (topic, partition, owner) VALUES (%s, %s, %s) "
+    "ON CONFLICT (topic, partition) DO UPDATE SET epoch = partition_owners.epoch + 1, "
+    "owner = EXCLUDED.owner, claimed_at = now() RETURNING epoch"
+)
+_DISCARD = "DELETE FROM fraudulent_transactions WHERE source_partition = %s AND source_offset >= %s"
+_EPOCHS = (
+    "SELECT partition, epoch FROM partition_owners WHERE topic = %s AND partition = ANY(%s) FOR SHARE"
+)
+
+
 class SuspiciousSink:
     """Writes batches of rows; reconnects and retries with backoff until it succeeds or stops."""
 
@@ -84,9 +112,14 @@ class SuspiciousSink:
             self._conn.commit()
         return self._conn
 
-    def _write_once(self, rows: Sequence[SuspiciousRow]) -> int:
+    def _write_once(self, rows: Sequence[SuspiciousRow], topic: str, epochs: Mapping[int, int]) -> int:
         conn = self._connect()
         with conn.transaction(), conn.cursor() as cur:
+            if epochs:
+                held = dict(cur.execute(_EPOCHS, (topic, list(epochs))).fetchall())
+                lost = sorted(p for p, e in epochs.items() if held.get(p) != e)
+                if lost:
+                    raise Fenced(lost)
             with cur.copy(f"COPY incoming_suspicious ({_COLS}) FROM STDIN") as copy:
                 for r in rows:
                     copy.write_row(r.values())
@@ -97,14 +130,51 @@ class SuspiciousSink:
             )
             return cur.rowcount
 
-    def write(self, rows: Sequence[SuspiciousRow]) -> int:
-        """Insert ``rows`` (idempotently); returns the number of new rows. Never skips a batch."""
+    def _claim_once(self, topic: str, partition: int, committed: int, owner: str) -> int:
+        conn = self._connect()
+        with conn.transaction(), conn.cursor() as cur:
+            row = cur.execute(_CLAIM, (topic, partition, owner)).fetchone()
+            assert row is not None
+            cur.execute(_DISCARD, (partition, max(committed, 0)))
+            if cur.rowcount:
+                log.info("postgres.discarded_uncommitted", partition=partition, rows=cur.rowcount,
+                         from_offset=committed)
+            return int(row[0])
+
+    def _discard_once(self, topic: str, partition: int, committed: int, epoch: int) -> None:
+        conn = self._connect()
+        with conn.transaction(), conn.cursor() as cur:
+            held = dict(cur.execute(_EPOCHS, (topic, [partition])).fetchall())
+            if held.get(partition) != epoch:
+                raise Fenced([partition])
+            cur.execute(_DISCARD, (partition, max(committed, 0)))
+
+    def claim(self, topic: str, partition: int, committed: int, owner: str) -> int:
+        """Take ``partition`` over: fence its previous owner and delete the rows of attempts
+        that did not commit (offsets >= ``committed``). Returns this owner's epoch."""
+        return self._retry(lambda: self._claim_once(topic, partition, committed, owner))
+
+    def discard_uncommitted(self, topic: str, partition: int, committed: int, epoch: int) -> None:
+        """After an aborted batch: drop its rows (they may not be decided the same way again)."""
+        self._retry(lambda: self._discard_once(topic, partition, committed, epoch))
+
+    def write(
+        self, rows: Sequence[SuspiciousRow], topic: str = "", epochs: Mapping[int, int] | None = None
+    ) -> int:
+        """Insert ``rows`` (idempotently); returns the number of new rows. Never skips a batch.
+
+        ``epochs``: partition -> epoch from :meth:`claim` for the rows' partitions; raises
+        :class:`Fenced` (nothing written) if another worker claimed one since.
+        """
         if not rows:
             return 0
+        return self._retry(lambda: self._write_once(rows, topic, epochs or {}))
+
+    def _retry(self, call: Callable[[], T]) -> T:
         backoff = 0.1
         while True:
             try:
-                return self._write_once(rows)
+                return call()
             except psycopg.OperationalError as exc:
                 self.retries += 1
                 log.warning("postgres.write.retry", error=str(exc).strip()[:200], backoff_s=backoff)
