@@ -8,9 +8,9 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from fraudstream.bench.command import bench
+from fraudstream.bench.command import bench, soak
 from fraudstream.generator.command import generate
-from fraudstream.learning.command import collect, train
+from fraudstream.learning.command import collect, evaluate, train, trainer
 from fraudstream.observability import configure_logging
 from fraudstream.pipeline.command import detect
 from fraudstream.producer.command import produce
@@ -28,7 +28,10 @@ app.command("produce")(produce)
 app.command("detect")(detect)
 app.command("collect")(collect)
 app.command("train")(train)
+app.command("evaluate")(evaluate)
+app.command("trainer")(trainer)
 app.command("bench")(bench)
+app.command("soak")(soak)
 app.add_typer(rules_app, name="rules")
 
 

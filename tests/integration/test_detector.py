@@ -75,7 +75,7 @@ def test_kill_minus_9_mid_stream_keeps_exactly_once_and_features(pipeline: Pipel
     feed(pipeline.settings, frame)
     rng = random.Random(7)
     workers = [pipeline.start_detector("--batch-size", "1000", name=f"w{i}") for i in range(2)]
-    for _ in range(4):
+    for _ in range(5):
         time.sleep(rng.uniform(3, 8))
         victim = workers.pop(rng.randrange(len(workers)))
         victim.kill()  # SIGKILL: no chance to commit or clean up

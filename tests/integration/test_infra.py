@@ -17,7 +17,7 @@ from fraudstream.infra.kafka import InfraError, KafkaCluster
 from fraudstream.infra.processes import is_running, read_pid
 from fraudstream.infra.status import collect
 
-from .conftest import ROOT, Infra, make_settings
+from .conftest import ROOT, TEST_KAFKA_BASE_PORT, Infra, make_settings
 
 pytestmark = pytest.mark.integration
 
@@ -90,7 +90,7 @@ def test_psql_connects_as_admin(infra: Infra) -> None:
 
 
 def test_broker_that_fails_to_start_gives_readable_error(infra: Infra, tmp_path) -> None:
-    port = 39092
+    port = TEST_KAFKA_BASE_PORT + 1000  # apart from the session cluster
     blocker = socket.socket()
     blocker.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     blocker.bind(("127.0.0.1", port))
@@ -111,7 +111,7 @@ def test_broker_that_fails_to_start_gives_readable_error(infra: Infra, tmp_path)
 
 
 def test_single_node_light_mode_up_and_down_leaves_no_process(tmp_path) -> None:
-    settings = make_settings(state_dir=tmp_path / "state", kafka_base_port=39292)
+    settings = make_settings(state_dir=tmp_path / "state", kafka_base_port=TEST_KAFKA_BASE_PORT + 1200)
     cluster = KafkaCluster(settings, nodes=1)
     cluster.up()
     pid = read_pid(cluster.nodes[0].pid_file)

@@ -63,3 +63,46 @@ def test_model_trained_on_the_loop_is_hot_swapped_into_the_running_detector(pipe
     assert late and {d["model_version"] for d in late} == {str(version)}
     assert {d["model_version"] for d in out if d["tx_datetime"] < "2018-05-16"} == {None}
     assert any(r.startswith("model:") for d in late for r in d["reasons"])
+
+
+def test_trainer_retrains_on_schedule_and_compares_on_the_same_days(pipeline: Pipeline) -> None:
+    _, _, tx = generate_dataset(500, 1000, 45, "2018-04-01")
+    frame = to_contract_frame(tx)
+    frame = frame[frame["tx_amount"] >= 0.005]
+    feed(pipeline.settings, frame)
+    pipeline.start_detector()
+    read_topic(pipeline.settings, pipeline.settings.topic_output, until=lambda o: len(o) >= len(frame))
+
+    def cli(*args: str) -> str:
+        out = subprocess.run([sys.executable, "-m", "fraudstream.cli", *args], env=pipeline.env,
+                             cwd=ROOT, capture_output=True, text=True, timeout=300)
+        assert out.returncode == 0, out.stdout + out.stderr
+        return out.stdout
+
+    def models() -> list[tuple]:
+        with psycopg.connect(pipeline.settings.dsn) as conn:
+            return conn.execute(
+                "SELECT version, active, metrics, trained_from, trained_to FROM models ORDER BY version"
+            ).fetchall()
+
+    cli("trainer", "--once", "--every-days", "7", "--train-days", "14", "--validate-days", "7")
+    (version, active, metrics, t_from, t_to), = models()
+    assert active, "the first model beats no model"
+    # Labels run to 2018-05-15 (the last label is published at the end of the replay): the
+    # windows end at the last complete day, validation the 7 days before it.
+    assert metrics["validated_to"].startswith("2018-05-15")
+    assert metrics["validated_from"].startswith("2018-05-08")
+    assert (t_to - t_from).days == 14 and metrics["labels_total"] == len(frame)
+    assert metrics["auc_roc"] > 0.7
+
+    out = cli("trainer", "--once", "--every-days", "7")
+    assert "not due" in out and len(models()) == 1, "no new labelled days: no new model"
+
+    cli("train", "--from", "2018-04-10", "--to", "2018-04-20", "--validate-from", "2018-05-08",
+        "--validate-to", "2018-05-14")
+    rows = models()
+    assert len(rows) == 2
+    _, active2, metrics2, _, _ = rows[1]
+    same = metrics2["active_on_same_window"]
+    assert metrics2["active_version"] == str(version) and same["n"] == metrics2["n"]
+    assert active2 == (metrics2["card_precision@100"] > same["card_precision@100"])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shlex
 import signal
 import sys
@@ -101,3 +102,27 @@ def run_bench(base, cfg, out: Path, command: str = "") -> dict:  # noqa: ANN001 
     report.write_json(results, out / "results.json")
     report.plot(results, out / "bench.png")
     return results
+
+
+def soak(
+    rate: Annotated[float, typer.Option(help="Offered tx/s (live producer, event time = now).")] = 5000.0,
+    minutes: Annotated[float, typer.Option(help="Duration of the load.")] = 10.0,
+    out: Annotated[Path, typer.Option(help="Folder for soak.json and logs.")] = Path("soak-results"),
+    keep: Annotated[bool, typer.Option(help="Keep the soak's topics and database.")] = False,
+) -> None:
+    """One detector under a steady live load: are its memory and lag flat? (bounded, stops itself)."""
+    from fraudstream.bench.soak import SoakConfig, run_soak
+    from fraudstream.settings import load_settings
+
+    signal.signal(signal.SIGTERM, _interrupt)
+    signal.signal(signal.SIGINT, _interrupt)
+    cfg = SoakConfig(rate=rate, seconds=minutes * 60, keep=keep)
+    result = run_soak(load_settings(), cfg, out, progress=lambda s: console.print(f"[dim]{s}[/]"))
+    v = result.verdict
+    console.print(f"sent {result.sent:,} tx in {minutes:g} min at {rate:g} tx/s offered")
+    console.print(json.dumps(v, indent=2))
+    ok = v.get("flat_memory") and v.get("flat_lag")
+    console.print("[green]flat memory and lag[/]" if ok else "[red]memory or lag not flat[/]")
+    console.print(f"results: {out / 'soak.json'}")
+    if not ok:
+        raise typer.Exit(1)

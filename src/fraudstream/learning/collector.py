@@ -28,8 +28,14 @@ _label = msgspec.json.Decoder(Label)
 
 
 class Collector:
-    def __init__(self, settings: Settings, group_id: str = "fraudstream-feature-store") -> None:
+    def __init__(
+        self, settings: Settings, group_id: str = "fraudstream-feature-store", keep_open: bool = False
+    ) -> None:
+        """``keep_open``: :meth:`run` can be called again (the trainer collects in slices);
+        then call :meth:`close` at the end."""
         self.settings = settings
+        self.keep_open = keep_open
+        self._subscribed = False
         self.consumer = Consumer({
             **settings.kafka_client_config(), "group.id": group_id, "enable.auto.commit": False,
             "auto.offset.reset": "earliest", "isolation.level": "read_committed", "log_level": 3,
@@ -39,7 +45,9 @@ class Collector:
 
     def run(self, should_stop: Callable[[], bool] = lambda: False, max_idle_s: float | None = None) -> None:
         s = self.settings
-        self.consumer.subscribe([s.topic_output, s.topic_training])
+        if not self._subscribed:
+            self.consumer.subscribe([s.topic_output, s.topic_training])
+            self._subscribed = True
         idle_since = time.monotonic()
         with psycopg.connect(s.dsn) as conn:
             while not should_stop():
@@ -64,6 +72,10 @@ class Collector:
                 self.consumer.commit(asynchronous=False)
                 self.decisions += len(decisions)
                 self.labels += len(labels)
+        if not self.keep_open:
+            self.close()
+
+    def close(self) -> None:
         self.consumer.close()
 
     @staticmethod
