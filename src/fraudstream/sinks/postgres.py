@@ -77,9 +77,11 @@ class SuspiciousSink:
     def _connect(self) -> psycopg.Connection:
         if self._conn is None or self._conn.closed:
             self._conn = psycopg.connect(self.dsn, connect_timeout=5, application_name="fraudstream-detect")
+            # Staged as the migration's row type, not LIKE the table: the detector's role may
+            # insert into fraudulent_transactions but not read it (0003_detector_role.sql).
             self._conn.execute(
                 "CREATE TEMP TABLE IF NOT EXISTS incoming_suspicious "
-                "(LIKE fraudulent_transactions INCLUDING DEFAULTS) ON COMMIT DELETE ROWS"
+                "(LIKE fraudulent_transactions_incoming) ON COMMIT DELETE ROWS"
             )
             self._conn.commit()
         return self._conn
