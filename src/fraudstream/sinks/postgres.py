@@ -14,6 +14,7 @@ from datetime import datetime
 
 import psycopg
 import structlog
+from psycopg import sql
 from psycopg.types.json import Jsonb
 
 log = structlog.get_logger(__name__)
@@ -23,7 +24,12 @@ COLUMNS = (
     "channel", "merchant_category", "country", "lat", "lon", "score", "decision", "reasons",
     "features", "model_version", "rules_version", "detected_at", "source_partition", "source_offset",
 )
-_COLS = ", ".join(COLUMNS)
+_COLS = sql.SQL(", ").join(map(sql.Identifier, COLUMNS))
+_COPY_INCOMING = sql.SQL("COPY incoming_suspicious ({}) FROM STDIN").format(_COLS)
+_MOVE_INCOMING = sql.SQL(
+    "INSERT INTO fraudulent_transactions ({cols}) SELECT {cols} FROM incoming_suspicious "
+    "ON CONFLICT (transaction_id) DO NOTHING"
+).format(cols=_COLS)
 
 
 @dataclass(slots=True)
@@ -89,14 +95,10 @@ class SuspiciousSink:
     def _write_once(self, rows: Sequence[SuspiciousRow]) -> int:
         conn = self._connect()
         with conn.transaction(), conn.cursor() as cur:
-            with cur.copy(f"COPY incoming_suspicious ({_COLS}) FROM STDIN") as copy:
+            with cur.copy(_COPY_INCOMING) as copy:
                 for r in rows:
                     copy.write_row(r.values())
-            cur.execute(
-                f"INSERT INTO fraudulent_transactions ({_COLS}) "
-                f"SELECT {_COLS} FROM incoming_suspicious "
-                "ON CONFLICT (transaction_id) DO NOTHING"
-            )
+            cur.execute(_MOVE_INCOMING)
             return cur.rowcount
 
     def write(self, rows: Sequence[SuspiciousRow]) -> int:
