@@ -15,16 +15,21 @@ import sys
 from collections.abc import Iterator
 from pathlib import Path
 
+import psycopg
 import pytest
 from confluent_kafka import KafkaException, Producer
 from confluent_kafka.admin import AdminClient
+from psycopg import sql
 
+from fraudstream.db.migrate import migrate
+from fraudstream.generator.command import to_contract_frame
+from fraudstream.generator.handbook import generate_dataset
 from fraudstream.infra.kafka import BrokerSecurity, KafkaCluster, ScramUser
 from fraudstream.infra.topics import ensure_topics, topic_specs
 from fraudstream.settings import Settings
 
-from .conftest import ROOT
-from .streams import read_topic
+from .conftest import ROOT, Infra, detector_url
+from .streams import decisions, feed, read_topic
 
 pytestmark = pytest.mark.integration
 
@@ -157,3 +162,40 @@ def test_unauthenticated_clients_are_refused(secured: tuple[KafkaCluster, Path],
     assert delivered and delivered[0] is not None  # never written
     if how != "no authentication":
         assert "_AUTHENTICATION" in errors
+
+
+def test_detector_runs_over_scram(secured: tuple[KafkaCluster, Path], infra: Infra, unique: str) -> None:
+    """The whole detector (consumer group, transactional producer, global reader) with SASL
+    client settings, writing to PostgreSQL as its least-privilege role."""
+    cluster, _ = secured
+    db = f"fraud_sasl_{unique}"
+    with psycopg.connect(infra.settings.dsn, autocommit=True) as conn:
+        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(db)))
+    settings = _client_settings(
+        cluster.bootstrap, topic_input=f"det-input-{unique}", topic_output=f"det-output-{unique}",
+        topic_training=f"det-training-{unique}", topic_dlq=f"det-dlq-{unique}",
+        database_url=infra.settings.dsn.rsplit("/", 1)[0] + f"/{db}",
+        detector_database_url=detector_url(db),
+    )
+    migrate(settings.dsn)
+    ensure_topics(AdminClient(settings.kafka_client_config()), topic_specs(settings, 1))
+    _, _, tx = generate_dataset(100, 200, 10, "2018-04-01")
+    frame = to_contract_frame(tx)
+    frame = frame[frame["tx_amount"] >= 0.005]
+    feed(settings, frame, label_delay=None)
+    env = {**_env(settings), "DATABASE_URL": settings.dsn,
+           "FRAUDSTREAM_DETECTOR_DATABASE_URL": settings.detector_dsn,
+           "FRAUDSTREAM_TOPIC_OUTPUT": settings.topic_output, "FRAUDSTREAM_TOPIC_DLQ": settings.topic_dlq}
+    out = subprocess.run(
+        [sys.executable, "-m", "fraudstream.cli", "detect", "--batch-size", "1000",
+         "--review-threshold", "0.0", "--exit-when-idle", "5"],
+        env=env, capture_output=True, text=True, cwd=ROOT, timeout=300,
+    )
+    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+    assert CLIENT.password not in out.stdout + out.stderr
+    decided = decisions(read_topic(settings, settings.topic_output, until=lambda m: len(m) >= len(frame),
+                                   timeout_s=60))
+    assert sorted(d["transaction_id"] for d in decided) == sorted(frame["transaction_id"])
+    with psycopg.connect(settings.dsn) as conn:
+        stored = conn.execute("SELECT count(*) FROM fraudulent_transactions").fetchone()
+    assert stored is not None and stored[0] == len(frame)  # review threshold 0: every one flagged
