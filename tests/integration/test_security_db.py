@@ -8,12 +8,14 @@ is watched deciding and storing rows as that role.
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 import time
 from datetime import UTC, datetime
 
 import psycopg
 import pytest
-from psycopg import errors
+from psycopg import errors, sql
 
 from fraudstream.db.migrate import migrate
 from fraudstream.db.roles import RoleError, grant_detector, provision_detector
@@ -21,7 +23,7 @@ from fraudstream.generator.command import to_contract_frame
 from fraudstream.generator.handbook import generate_dataset
 from fraudstream.sinks.postgres import SuspiciousRow, SuspiciousSink
 
-from .conftest import TEST_DETECTOR_LOGIN, Pipeline
+from .conftest import ROOT, TEST_DETECTOR_LOGIN, Pipeline
 from .streams import decisions, feed, read_topic
 
 pytestmark = pytest.mark.integration
@@ -162,3 +164,29 @@ def _start_line(pipeline: Pipeline) -> dict[str, object]:
             if '"detector.start"' in line:
                 return json.loads(line)
     raise AssertionError("no detector.start log line")
+
+
+def test_grant_detector_command_creates_a_working_login(pipeline: Pipeline, unique: str) -> None:
+    """`fraudstream db grant-detector` as an operator runs it: the login and its password come
+    from FRAUDSTREAM_DETECTOR_DATABASE_URL; the new login can insert and nothing more."""
+    user, password = f"detect_{unique}", f"pw-{unique}-Zq9"
+    url = pipeline.settings.detector_dsn.replace(
+        f"{TEST_DETECTOR_LOGIN[0]}:{TEST_DETECTOR_LOGIN[1]}@", f"{user}:{password}@")
+    env = {**pipeline.env, "FRAUDSTREAM_DETECTOR_DATABASE_URL": url}
+    try:
+        for _ in range(2):  # created, then updated
+            out = subprocess.run([sys.executable, "-m", "fraudstream.cli", "db", "grant-detector"],
+                                 env=env, capture_output=True, text=True, cwd=ROOT, timeout=120)
+            assert out.returncode == 0, out.stdout + out.stderr
+            assert password not in out.stdout + out.stderr
+        assert "updated" in out.stdout
+        sink = SuspiciousSink(url)
+        try:
+            assert sink.write([_row("cli-1")]) == 1
+        finally:
+            sink.close()
+        with psycopg.connect(url, autocommit=True) as conn, pytest.raises(errors.InsufficientPrivilege):
+            conn.execute("DELETE FROM fraudulent_transactions")
+    finally:
+        with psycopg.connect(pipeline.settings.dsn, autocommit=True) as conn:
+            conn.execute(sql.SQL("DROP ROLE IF EXISTS {}").format(sql.Identifier(user)))
