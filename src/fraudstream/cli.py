@@ -122,6 +122,30 @@ def db_migrate() -> None:
     console.print(f"applied: {', '.join(applied)}" if applied else "schema up to date")
 
 
+@db_app.command("grant-detector")
+def db_grant_detector(
+    user: Annotated[str | None, typer.Option(help="Login name (default: the detector URL's).")] = None,
+    password: Annotated[
+        str | None, typer.Option(help="Its password (default: the detector URL's).")
+    ] = None,
+) -> None:
+    """Create or update the detector's least-privilege login (member of fraudstream_detector).
+
+    Reads FRAUDSTREAM_DETECTOR_DATABASE_URL for the login and connects with DATABASE_URL.
+    """
+    from fraudstream.db.migrate import migrate
+    from fraudstream.db.roles import RoleError, grant_detector, login_of
+
+    settings = load_settings()
+    url_user, url_password = login_of(settings.detector_dsn)
+    migrate(settings.dsn)  # the group role comes with the schema
+    try:
+        outcome = grant_detector(settings.dsn, user or url_user, password or url_password)
+    except RoleError as exc:
+        _fail(exc)
+    console.print(f"detector login {user or url_user!r} {outcome}")
+
+
 @app.command("demo")
 def demo(
     nodes: Annotated[int, typer.Option(help="Kafka brokers (3, or 1 for a light mode).")] = 3,

@@ -11,11 +11,16 @@ from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
-from pydantic import AliasChoices, Field, SecretStr
+from pydantic import AliasChoices, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_KAFKA_BASE_PORT = 19092
 DEFAULT_PG_PORT = 55432
+DEFAULT_DATABASE_URL = f"postgresql://admin:admin@127.0.0.1:{DEFAULT_PG_PORT}/fraud_detection"
+#: The local embedded default's detector login (created by ``infra up``, loopback-only server).
+DEFAULT_DETECTOR_DATABASE_URL = (
+    f"postgresql://fraudstream_detect:detect@127.0.0.1:{DEFAULT_PG_PORT}/fraud_detection"
+)
 
 
 class Settings(BaseSettings):
@@ -51,8 +56,15 @@ class Settings(BaseSettings):
 
     # --- PostgreSQL ---------------------------------------------------------------------
     database_url: SecretStr = Field(
-        default=SecretStr(f"postgresql://admin:admin@127.0.0.1:{DEFAULT_PG_PORT}/fraud_detection"),
+        default=SecretStr(DEFAULT_DATABASE_URL),
         validation_alias=AliasChoices("DATABASE_URL", "FRAUDSTREAM_DATABASE_URL"),
+        description="The schema owner's connection: migrations, rule and model registries, CLI.",
+    )
+    detector_database_url: SecretStr | None = Field(
+        default=None,
+        description="The detector workers' connection, a member of the least-privilege "
+        "`fraudstream_detector` role (see `fraudstream db grant-detector`). Unset: the local "
+        "embedded default's detector login when DATABASE_URL is the default too, else DATABASE_URL.",
     )
 
     # --- Logs ---------------------------------------------------------------------------
@@ -93,6 +105,24 @@ class Settings(BaseSettings):
         }
         conf.update({k: v for k, v in optional.items() if v})
         return conf
+
+    @model_validator(mode="after")
+    def _local_detector_default(self) -> Settings:
+        """On the local embedded default the detector runs least-privileged out of the box."""
+        if self.detector_database_url is None and self.dsn == DEFAULT_DATABASE_URL:
+            self.detector_database_url = SecretStr(DEFAULT_DETECTOR_DATABASE_URL)
+        return self
+
+    @property
+    def detector_dsn(self) -> str:
+        """The detector's connection string: its own role if configured, else the owner's."""
+        url = self.detector_database_url.get_secret_value() if self.detector_database_url else ""
+        return url or self.dsn
+
+    def for_detector(self) -> Settings:
+        """These settings with the detector's connection as :attr:`dsn`: what a detector
+        worker is given, so every connection it opens is the least-privileged one."""
+        return self.model_copy(update={"database_url": SecretStr(self.detector_dsn)})
 
     @property
     def dsn(self) -> str:

@@ -36,6 +36,14 @@ class Infra:
         return self.cluster.bootstrap
 
 
+TEST_DETECTOR_LOGIN = ("fraudstream_detect", "test-detect-pw")
+
+
+def detector_url(database: str) -> str:
+    user, password = TEST_DETECTOR_LOGIN
+    return f"postgresql://{user}:{password}@127.0.0.1:{TEST_PG_PORT}/{database}"
+
+
 def make_settings(**overrides: object) -> Settings:
     base: dict[str, object] = {
         "state_dir": ROOT / ".state" / "test",
@@ -43,6 +51,8 @@ def make_settings(**overrides: object) -> Settings:
         "kafka_base_port": TEST_KAFKA_BASE_PORT,
         "kafka_bootstrap_servers": "",
         "database_url": f"postgresql://admin:test-admin-pw@127.0.0.1:{TEST_PG_PORT}/fraud_detection",
+        # The detectors of every test run as the least-privilege login that `infra` creates.
+        "detector_database_url": detector_url("fraud_detection"),
     }
     base.update(overrides)
     return Settings(**base)  # type: ignore[arg-type]
@@ -146,7 +156,8 @@ def pipeline(infra: Infra, unique: str, tmp_path: Path) -> Iterator[Pipeline]:
         conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(db)))
     dsn = base.dsn.rsplit("/", 1)[0] + f"/{db}"
     settings = make_settings(
-        database_url=dsn, kafka_bootstrap_servers=infra.bootstrap,
+        database_url=dsn, detector_database_url=detector_url(db),
+        kafka_bootstrap_servers=infra.bootstrap,
         topic_input=f"input-{unique}", topic_output=f"output-{unique}",
         topic_training=f"training-{unique}", topic_dlq=f"input.dlq-{unique}",
     )
@@ -156,6 +167,7 @@ def pipeline(infra: Infra, unique: str, tmp_path: Path) -> Iterator[Pipeline]:
         **{k: v for k, v in os.environ.items() if not k.startswith(("FRAUDSTREAM_", "KAFKA_", "DATABASE_"))},
         "KAFKA_BOOTSTRAP_SERVERS": infra.bootstrap,
         "DATABASE_URL": dsn,
+        "FRAUDSTREAM_DETECTOR_DATABASE_URL": settings.detector_dsn,
         "FRAUDSTREAM_TOPIC_INPUT": settings.topic_input,
         "FRAUDSTREAM_TOPIC_OUTPUT": settings.topic_output,
         "FRAUDSTREAM_TOPIC_TRAINING": settings.topic_training,

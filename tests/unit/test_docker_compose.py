@@ -69,3 +69,10 @@ def test_state_logs_are_kept_like_the_local_cluster() -> None:
     kept = [s.name for s in topic_specs(Settings(), 3) if s.config.get("retention.ms") == "-1"]
     assert kept == ["input", "training"]
     assert re.search(r"for t in input training; do.*retention\.ms=-1", script, re.S)
+
+
+def test_detectors_get_their_own_least_privilege_login() -> None:
+    env = compose["x-app"]["environment"]
+    detector = env["FRAUDSTREAM_DETECTOR_DATABASE_URL"]
+    assert detector.startswith("postgresql://fraudstream_detect:")
+    assert "grant-detector" in " ".join(services["migrate"]["command"])

@@ -13,7 +13,7 @@ import subprocess
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 
@@ -26,10 +26,47 @@ log = structlog.get_logger(__name__)
 
 KAFKA_MAIN = "kafka.Kafka"
 MARKER = "fraudstream-kafka-node"
+SCRAM_MECHANISM = "SCRAM-SHA-512"
+TLS_PORT_OFFSET = 200  # a secured node's SASL_SSL listener: its broker port + this
 
 
 class InfraError(RuntimeError):
     """A local service could not be brought up; the message carries the log's tail."""
+
+
+@dataclass(frozen=True)
+class ScramUser:
+    name: str
+    password: str = field(repr=False)
+
+
+@dataclass(frozen=True)
+class BrokerSecurity:
+    """Authenticated client listeners: SASL/SCRAM-SHA-512 over plaintext on each broker port
+    and, given a PKCS12 keystore, over TLS (SASL_SSL) on broker port + ``TLS_PORT_OFFSET``.
+
+    The SCRAM credentials are written into the metadata log when the storage is formatted (no
+    broker has to be up to create them). The first user is the brokers' own, for inter-broker
+    traffic; the controller listener stays on loopback plaintext.
+    """
+
+    users: tuple[ScramUser, ...]
+    keystore: Path | None = None
+    keystore_password: str = field(default="", repr=False)
+
+    def __post_init__(self) -> None:
+        if not self.users:
+            raise ValueError("a secured cluster needs at least the brokers' own SCRAM user")
+        for u in self.users:  # the storage tool's --add-scram syntax has no escaping
+            if not u.name.replace("-", "").replace("_", "").isalnum() or any(
+                c in u.password for c in ',[]="'
+            ):
+                raise ValueError(f"unsupported SCRAM user name or password for {u.name!r}")
+
+    def jaas(self) -> str:
+        broker = self.users[0]
+        return (f'org.apache.kafka.common.security.scram.ScramLoginModule required '
+                f'username="{broker.name}" password="{broker.password}";')
 
 
 @dataclass(frozen=True)
@@ -105,8 +142,11 @@ def new_cluster_id() -> str:
 class KafkaCluster:
     """Start, inspect and stop the local KRaft cluster described by ``settings``."""
 
-    def __init__(self, settings: Settings, nodes: int | None = None) -> None:
+    def __init__(
+        self, settings: Settings, nodes: int | None = None, security: BrokerSecurity | None = None
+    ) -> None:
         self.settings = settings
+        self.security = security
         self.home = (settings.state_dir / "kafka").resolve()
         self.n = nodes or self._recorded_nodes() or settings.kafka_nodes
         base = settings.kafka_base_port
@@ -123,6 +163,22 @@ class KafkaCluster:
     @property
     def bootstrap(self) -> str:
         return ",".join(f"127.0.0.1:{n.broker_port}" for n in self.nodes)
+
+    @property
+    def tls_bootstrap(self) -> str:
+        """The SASL_SSL listeners (a secured cluster with a keystore only)."""
+        return ",".join(f"127.0.0.1:{n.broker_port + TLS_PORT_OFFSET}" for n in self.nodes)
+
+    def client_config(self) -> dict[str, object]:
+        """librdkafka settings of an administrative client (the brokers' own SCRAM user)."""
+        conf: dict[str, object] = {"bootstrap.servers": self.bootstrap}
+        if self.security is not None:
+            user = self.security.users[0]
+            conf.update({
+                "security.protocol": "SASL_PLAINTEXT", "sasl.mechanism": SCRAM_MECHANISM,
+                "sasl.username": user.name, "sasl.password": user.password,
+            })
+        return conf
 
     def cluster_id(self) -> str:
         f = self.home / "cluster-id"
@@ -170,7 +226,36 @@ class KafkaCluster:
             "log.segment.bytes": 256 * 1024 * 1024,
             "transaction.remove.expired.transaction.cleanup.interval.ms": 60000,
         }
+        if self.security is not None:
+            props.update(self._secured_listeners(node))
         return "".join(f"{k}={v}\n" for k, v in props.items())
+
+    def _secured_listeners(self, node: KafkaNode) -> dict[str, object]:
+        sec = self.security
+        assert sec is not None
+        client = [f"SASL_PLAINTEXT://127.0.0.1:{node.broker_port}"]
+        props: dict[str, object] = {
+            "sasl.enabled.mechanisms": SCRAM_MECHANISM,
+            "sasl.mechanism.inter.broker.protocol": SCRAM_MECHANISM,
+            "inter.broker.listener.name": "SASL_PLAINTEXT",
+            f"listener.name.sasl_plaintext.{SCRAM_MECHANISM.lower()}.sasl.jaas.config": sec.jaas(),
+        }
+        if sec.keystore is not None:
+            client.append(f"SASL_SSL://127.0.0.1:{node.broker_port + TLS_PORT_OFFSET}")
+            props.update({
+                f"listener.name.sasl_ssl.{SCRAM_MECHANISM.lower()}.sasl.jaas.config": sec.jaas(),
+                "ssl.keystore.type": "PKCS12",
+                "ssl.keystore.location": sec.keystore.resolve(),
+                "ssl.keystore.password": sec.keystore_password,
+                "ssl.key.password": sec.keystore_password,
+            })
+        props.update({
+            "listeners": ",".join([*client, f"CONTROLLER://127.0.0.1:{node.controller_port}"]),
+            "advertised.listeners": ",".join(client),
+            "listener.security.protocol.map":
+                "CONTROLLER:PLAINTEXT,SASL_PLAINTEXT:SASL_PLAINTEXT,SASL_SSL:SASL_SSL",
+        })
+        return props
 
     def _java(self, main: str, node: KafkaNode, *args: str) -> list[str]:
         lib = ensure_jars(self.settings)
@@ -190,6 +275,8 @@ class KafkaCluster:
         cmd = self._java(
             "kafka.tools.StorageTool", node, "format", "-t", self.cluster_id(),
             "-c", str(node.config_file), "--ignore-formatted",
+            *[arg for u in (self.security.users if self.security else ()) for arg in (
+                "--add-scram", f"{SCRAM_MECHANISM}=[name={u.name},password={u.password}]")],
         )
         proc = subprocess.run(cmd, capture_output=True, text=True)
         if proc.returncode != 0:
@@ -240,7 +327,7 @@ class KafkaCluster:
         """Block until every broker is registered, or raise with the failing node's log."""
         from confluent_kafka.admin import AdminClient
 
-        admin = AdminClient({"bootstrap.servers": self.bootstrap, "log_level": 0})
+        admin = AdminClient({**self.client_config(), "log_level": 0})
         deadline = time.monotonic() + self.settings.infra_start_timeout_s
         while True:
             for node in self.nodes:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from confluent_kafka.admin import AdminClient
 
 from fraudstream.db.migrate import migrate
+from fraudstream.db.roles import provision_detector
 from fraudstream.infra.kafka import KafkaCluster
 from fraudstream.infra.postgres import LocalPostgres
 from fraudstream.infra.topics import ensure_topics, topic_specs
@@ -19,6 +20,7 @@ def up(settings: Settings, nodes: int | None = None) -> KafkaCluster:
     ensure_topics(admin, topic_specs(settings, cluster.n))
     LocalPostgres(settings).up()
     migrate(settings.dsn)
+    provision_detector(settings.dsn, settings.detector_dsn)  # the detector's own login
     return cluster
 
 

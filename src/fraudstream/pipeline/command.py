@@ -4,9 +4,13 @@ from __future__ import annotations
 
 from typing import Annotated
 
+import structlog
 import typer
 
-from fraudstream.settings import load_settings
+from fraudstream.redact import redact_dsn
+from fraudstream.settings import Settings, load_settings
+
+log = structlog.get_logger(__name__)
 
 
 def detect(
@@ -18,26 +22,54 @@ def detect(
     exit_when_idle: Annotated[
         float | None, typer.Option(help="Stop after this many seconds without input (batch runs).")
     ] = None,
+    setup: Annotated[
+        bool, typer.Option(help="Migrate the schema and seed the default rule set first, with "
+                           "DATABASE_URL (--no-setup where only the detector's login is given).")
+    ] = True,
 ) -> None:
     """Decide every transaction of `input` exactly once: `output`, `input.dlq` and PostgreSQL."""
     from prometheus_client import start_http_server
 
-    from fraudstream.db.migrate import migrate
     from fraudstream.pipeline.worker import Worker
-    from fraudstream.rules.store import ensure_default
     from fraudstream.scoring.combine import Thresholds
 
     settings = load_settings()
-    migrate(settings.dsn)
-    import psycopg
-
-    with psycopg.connect(settings.dsn) as conn:
-        ensure_default(conn)
+    if setup:
+        _setup(settings)
+    _log_start(settings, group)
     if metrics_port:
         start_http_server(metrics_port, addr="127.0.0.1")
+    # Every connection the worker opens uses the detector's least-privilege login.
     worker = Worker(
-        settings, group_id=group, batch_size=batch_size,
+        settings.for_detector(), group_id=group, batch_size=batch_size,
         thresholds=Thresholds(review=review_threshold, decline=decline_threshold),
     )
     worker.install_signal_handlers()
     worker.run(max_idle_s=exit_when_idle)
+
+
+def _setup(settings: Settings) -> None:
+    """Schema and default rule set: owner's work, done before the worker's own connections."""
+    import psycopg
+
+    from fraudstream.db.migrate import migrate
+    from fraudstream.rules.store import ensure_default
+
+    migrate(settings.dsn)
+    with psycopg.connect(settings.dsn) as conn:
+        ensure_default(conn)
+
+
+def _log_start(settings: Settings, group: str) -> None:
+    """Where the worker connects, for operators: never a password (DSNs are redacted)."""
+    own_role = settings.detector_dsn != settings.dsn
+    log.info(
+        "detector.start", group=group, database=redact_dsn(settings.detector_dsn),
+        least_privilege=own_role, kafka=settings.bootstrap_servers(),
+        kafka_security_protocol=settings.kafka_security_protocol,
+        kafka_sasl_mechanism=settings.kafka_sasl_mechanism,
+        kafka_sasl_username=settings.kafka_sasl_username,
+    )
+    if not own_role:
+        log.warning("detector.database.owner_role",
+                    hint="set FRAUDSTREAM_DETECTOR_DATABASE_URL to a `db grant-detector` login")

@@ -22,6 +22,7 @@ from typing import TypeVar
 
 import psycopg
 import structlog
+from psycopg import sql
 from psycopg.types.json import Jsonb
 
 log = structlog.get_logger(__name__)
@@ -32,7 +33,12 @@ COLUMNS = (
     "channel", "merchant_category", "country", "lat", "lon", "score", "decision", "reasons",
     "features", "model_version", "rules_version", "detected_at", "source_partition", "source_offset",
 )
-_COLS = ", ".join(COLUMNS)
+_COLS = sql.SQL(", ").join(map(sql.Identifier, COLUMNS))
+_COPY_INCOMING = sql.SQL("COPY incoming_suspicious ({}) FROM STDIN").format(_COLS)
+_MOVE_INCOMING = sql.SQL(
+    "INSERT INTO fraudulent_transactions ({cols}) SELECT {cols} FROM incoming_suspicious "
+    "ON CONFLICT (transaction_id) DO NOTHING"
+).format(cols=_COLS)
 
 
 @dataclass(slots=True)
@@ -76,15 +82,11 @@ class Fenced(Exception):
         self.partitions = partitions
 
 
-_CLAIM = (
-    "INSERT INTO partition_owners (topic, partition, owner) VALUES (%s, %s, %s) "
-    "ON CONFLICT (topic, partition) DO UPDATE SET epoch = partition_owners.epoch + 1, "
-    "owner = EXCLUDED.owner, claimed_at = now() RETURNING epoch"
-)
-_DISCARD = "DELETE FROM fraudulent_transactions WHERE source_partition = %s AND source_offset >= %s"
-_EPOCHS = (
-    "SELECT partition, epoch FROM partition_owners WHERE topic = %s AND partition = ANY(%s) FOR SHARE"
-)
+# The fencing steps are SECURITY DEFINER functions (migration 0005): the detector's role may
+# execute them but has no DELETE or UPDATE on any table.
+_CLAIM = "SELECT fraudstream_claim_partition(%s, %s, %s, %s)"
+_LOST = "SELECT fraudstream_lost_partitions(%s, %s, %s)"
+_DISCARD = "SELECT fraudstream_discard_uncommitted(%s, %s, %s, %s)"
 
 
 class SuspiciousSink:
@@ -105,9 +107,11 @@ class SuspiciousSink:
     def _connect(self) -> psycopg.Connection:
         if self._conn is None or self._conn.closed:
             self._conn = psycopg.connect(self.dsn, connect_timeout=5, application_name="fraudstream-detect")
+            # Staged as the migration's row type, not LIKE the table: the detector's role may
+            # insert into fraudulent_transactions but not read it (0004_detector_role.sql).
             self._conn.execute(
                 "CREATE TEMP TABLE IF NOT EXISTS incoming_suspicious "
-                "(LIKE fraudulent_transactions INCLUDING DEFAULTS) ON COMMIT DELETE ROWS"
+                "(LIKE fraudulent_transactions_incoming) ON COMMIT DELETE ROWS"
             )
             self._conn.commit()
         return self._conn
@@ -116,38 +120,29 @@ class SuspiciousSink:
         conn = self._connect()
         with conn.transaction(), conn.cursor() as cur:
             if epochs:
-                held = dict(cur.execute(_EPOCHS, (topic, list(epochs))).fetchall())
-                lost = sorted(p for p, e in epochs.items() if held.get(p) != e)
-                if lost:
-                    raise Fenced(lost)
-            with cur.copy(f"COPY incoming_suspicious ({_COLS}) FROM STDIN") as copy:
+                row = cur.execute(_LOST, (topic, list(epochs), list(epochs.values()))).fetchone()
+                if row is not None and row[0]:
+                    raise Fenced(sorted(row[0]))
+            with cur.copy(_COPY_INCOMING) as copy:
                 for r in rows:
                     copy.write_row(r.values())
-            cur.execute(
-                f"INSERT INTO fraudulent_transactions ({_COLS}) "
-                f"SELECT {_COLS} FROM incoming_suspicious "
-                "ON CONFLICT (transaction_id) DO NOTHING"
-            )
+            cur.execute(_MOVE_INCOMING)
             return cur.rowcount
 
     def _claim_once(self, topic: str, partition: int, committed: int, owner: str) -> int:
         conn = self._connect()
         with conn.transaction(), conn.cursor() as cur:
-            row = cur.execute(_CLAIM, (topic, partition, owner)).fetchone()
+            row = cur.execute(_CLAIM, (topic, partition, committed, owner)).fetchone()
             assert row is not None
-            cur.execute(_DISCARD, (partition, max(committed, 0)))
-            if cur.rowcount:
-                log.info("postgres.discarded_uncommitted", partition=partition, rows=cur.rowcount,
-                         from_offset=committed)
+            log.info("partition.claimed", partition=partition, epoch=row[0], from_offset=committed)
             return int(row[0])
 
     def _discard_once(self, topic: str, partition: int, committed: int, epoch: int) -> None:
         conn = self._connect()
         with conn.transaction(), conn.cursor() as cur:
-            held = dict(cur.execute(_EPOCHS, (topic, [partition])).fetchall())
-            if held.get(partition) != epoch:
+            row = cur.execute(_DISCARD, (topic, partition, committed, epoch)).fetchone()
+            if row is None or not row[0]:
                 raise Fenced([partition])
-            cur.execute(_DISCARD, (partition, max(committed, 0)))
 
     def claim(self, topic: str, partition: int, committed: int, owner: str) -> int:
         """Take ``partition`` over: fence its previous owner and delete the rows of attempts
