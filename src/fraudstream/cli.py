@@ -8,6 +8,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from fraudstream.api.command import api_app
 from fraudstream.bench.command import bench
 from fraudstream.generator.command import generate
 from fraudstream.learning.command import collect, train
@@ -30,6 +31,7 @@ app.command("collect")(collect)
 app.command("train")(train)
 app.command("bench")(bench)
 app.add_typer(rules_app, name="rules")
+app.add_typer(api_app, name="api")
 
 
 @app.callback()
