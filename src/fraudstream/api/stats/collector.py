@@ -56,7 +56,7 @@ class StatsCollector(threading.Thread):
         self.lag_every_s = lag_every_s
         self.lag: dict[int, int] = {}
         self.assigned = False
-        self._stop = threading.Event()
+        self._halt = threading.Event()
         self._admin = AdminClient({**settings.kafka_client_config(), "log_level": 3})
         self._consumer = Consumer({
             **settings.kafka_client_config(), "group.id": "fraudstream-api-stats",
@@ -65,14 +65,14 @@ class StatsCollector(threading.Thread):
         })
 
     def stop(self) -> None:
-        self._stop.set()
+        self._halt.set()
 
     def run(self) -> None:
         next_lag = 0.0
         try:
-            while not self._stop.is_set():
+            while not self._halt.is_set():
                 if not self.assigned and not self._assign():
-                    self._stop.wait(2.0)
+                    self._halt.wait(2.0)
                     continue
                 for m in self._consumer.consume(2000, timeout=0.5):
                     if m.error() is None:
