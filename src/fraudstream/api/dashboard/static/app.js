@@ -184,9 +184,11 @@ async function alertPage(id) {
     result.textContent = "Publishing…";
     try {
       const r = await api(`/api/v1/transactions/${encodeURIComponent(id)}/${kind}`, { method: "POST", body: { comment: comment.value || null } });
-      result.textContent = `${r.review_status === "confirmed_fraud" ? "Confirmed fraud" : "Marked legitimate"} by ${r.reviewed_by} at ${fmt.time(r.reviewed_at)}; label published to training.`;
-      result.className = "ok";
-      document.getElementById("review-status").textContent = r.review_status.replace("_", " ");
+      await alertPage(id);  // show the updated row (status, reviewer, time, comment)
+      const done = document.getElementById("review-result");
+      done.textContent = `${r.review_status === "confirmed_fraud" ? "Confirmed fraud" : "Marked legitimate"} by ${r.reviewed_by} at ${fmt.time(r.reviewed_at)}; label published to training.`;
+      done.className = "ok";
+      return;
     } catch (e) {
       result.textContent = `Failed: ${e.message}`;
       result.className = "error";

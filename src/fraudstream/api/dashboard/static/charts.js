@@ -18,6 +18,7 @@ function niceMax(v) {
 
 function fmtNum(v) {
   if (v === null || v === undefined) return "–";
+  if (Number.isInteger(v) && Math.abs(v) < 1e4) return String(v);
   if (Math.abs(v) >= 1e6) return (v / 1e6).toFixed(1) + "M";
   if (Math.abs(v) >= 1e4) return (v / 1e3).toFixed(0) + "k";
   if (Math.abs(v) >= 100) return v.toFixed(0);
