@@ -60,6 +60,13 @@ def test_login_open_alert_confirm_fraud(served: tuple[ApiEnv, str], tmp_path: Pa
             page.click("nav a[data-nav=queue]")
             first = page.locator("#queue-table tbody tr").first
             expect(first).to_have_attribute("data-id", "tx-038")  # highest open score
+            page.select_option("#filter-decision", "decline")
+            expect(first).to_have_attribute("data-id", "tx-036")  # highest open decline
+            page.wait_for_timeout(5500)  # one refresh later the filters are still shown as set
+            expect(page.locator("#filter-status")).to_have_value("open")
+            expect(page.locator("#filter-decision")).to_have_value("decline")
+            page.select_option("#filter-decision", "")
+            expect(first).to_have_attribute("data-id", "tx-038")
             first.locator("a.alert-link").click()
             expect(page.locator("#alert h2")).to_contain_text("Alert tx-038")
             expect(page.locator("#reasons li").first).to_have_text("rule:HIGH_AMOUNT")
@@ -68,6 +75,7 @@ def test_login_open_alert_confirm_fraud(served: tuple[ApiEnv, str], tmp_path: Pa
             page.click("#confirm-fraud")
             expect(page.locator("#review-result")).to_contain_text("Confirmed fraud by alice")
             expect(page.locator("#review-status")).to_have_text("confirmed fraud")
+            expect(page.locator("#alert")).to_contain_text("confirmed from the browser test")
             page.screenshot(path=str(tmp_path / "alert.png"), full_page=True)
         finally:
             browser.close()

@@ -53,7 +53,7 @@ const fmt = {
 };
 
 function setStatus(text, isError) {
-  const el = document.getElementById("status");
+  const el = document.getElementById("footer-status");
   el.textContent = text;
   el.className = isError ? "error" : "muted";
 }
@@ -117,11 +117,11 @@ function queueQuery() {
 }
 
 function filterBar() {
-  const sel = (id, options) => h("select", { id, onchange: (e) => { queueFilters[id] = e.target.value; queueFilters.offset = 0; showQueue(); } },
-    options.map(([v, label]) => h("option", { value: v, selected: queueFilters[id] === v }, label)));
-  const txt = (id, ph, type) => h("input", { id, placeholder: ph, type: type || "text", value: queueFilters[id], step: type ? "0.05" : null,
+  const sel = (key, options) => h("select", { id: `filter-${key}`, onchange: (e) => { queueFilters[key] = e.target.value; queueFilters.offset = 0; showQueue(); } },
+    options.map(([v, label]) => h("option", { value: v, selected: queueFilters[key] === v }, label)));
+  const txt = (key, ph, type) => h("input", { id: `filter-${key}`, placeholder: ph, type: type || "text", value: queueFilters[key], step: type ? "0.05" : null,
     min: type ? "0" : null, max: type ? "1" : null,
-    onchange: (e) => { queueFilters[id] = e.target.value.trim(); queueFilters.offset = 0; showQueue(); } });
+    onchange: (e) => { queueFilters[key] = e.target.value.trim(); queueFilters.offset = 0; showQueue(); } });
   return h("div", { class: "filters" },
     h("label", {}, "Status ", sel("status", [["open", "open"], ["confirmed_fraud", "confirmed fraud"], ["legitimate", "legitimate"], ["", "any"]])),
     h("label", {}, "Decision ", sel("decision", [["", "any"], ["review", "review"], ["decline", "decline"]])),
