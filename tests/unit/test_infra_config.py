@@ -43,9 +43,15 @@ def test_topics_match_the_contract() -> None:
     assert specs["input"].config["retention.ms"] == "-1"
 
 
+# Numbers handed out to branches developed in parallel (0003: partition fencing); a gap there
+# is expected until they merge, and harmless (pending migrations are applied in order).
+RESERVED_MIGRATIONS = {3}
+
+
 def test_migrations_are_numbered_without_gaps() -> None:
     versions = [m.version for m in available()]
-    assert versions == list(range(1, len(versions) + 1))
+    assert versions == sorted(set(versions))
+    assert set(versions) | RESERVED_MIGRATIONS >= set(range(1, max(versions) + 1))
 
 
 def test_cluster_ids_never_look_like_options() -> None:
