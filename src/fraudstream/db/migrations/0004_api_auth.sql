@@ -30,3 +30,7 @@ CREATE TABLE IF NOT EXISTS api_secrets (
 -- The alert queue's "newest first" and the stats' recent windows.
 CREATE INDEX IF NOT EXISTS fraudulent_transactions_detected_idx
     ON fraudulent_transactions (detected_at);
+
+-- An alert's "customer's usual values": the customer's recent decisions in the feature store.
+CREATE INDEX IF NOT EXISTS labelled_features_customer_idx
+    ON labelled_features (customer_id, tx_datetime);
