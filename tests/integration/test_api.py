@@ -139,6 +139,7 @@ def test_sort_and_paginate(client: TestClient, api: ApiEnv) -> None:
 @pytest.mark.parametrize("params", [
     {"limit": 0}, {"limit": 501}, {"score_min": 2}, {"sort": "customer_id; DROP TABLE x"},
     {"status": "closed"}, {"from": "2026-01-01T00:00:00"},  # naive time: ambiguous
+    {"customer_id": "C\x00"}, {"terminal_id": ""},
 ])
 def test_bad_queries_are_422(client: TestClient, api: ApiEnv, params: dict) -> None:
     assert client.get("/api/v1/transactions", headers=api.auth(), params=params).status_code == 422
@@ -270,6 +271,21 @@ def test_session_login_csrf_and_disable(api: ApiEnv) -> None:
         assert admin["role"] == "admin"
         assert c.post("/api/v1/auth/logout", headers={"X-CSRF-Token": admin["csrf_token"]}).status_code == 204
         assert c.get("/api/v1/auth/me").status_code == 401
+
+
+def test_values_postgres_cannot_store_are_422(client: TestClient, api: ApiEnv) -> None:
+    h = api.auth("admin")
+    assert client.post("/api/v1/transactions/tx-030/confirm-fraud", headers=h,
+                       json={"comment": "a\x00b"}).status_code == 422
+    assert row(api, "tx-030")[0] == "open"
+    nul = client.post("/api/v1/rules", headers=h, json={"body": {"name": "n\x00", "rules": []}})
+    assert nul.status_code == 422
+
+
+def test_login_is_throttled_after_repeated_failures(client: TestClient) -> None:
+    attempt = {"name": "mallory", "password": "guess-guess"}
+    codes = [client.post("/api/v1/auth/login", json=attempt).status_code for _ in range(6)]
+    assert codes == [401] * 5 + [429]
 
 
 # ---- live statistics ----------------------------------------------------------------------

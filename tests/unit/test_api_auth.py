@@ -11,6 +11,7 @@ from fraudstream.api.auth.keys import generate_key, hash_secret, parse_key, secr
 from fraudstream.api.auth.passwords import generate_password, hash_password, verify_password
 from fraudstream.api.auth.principal import Principal
 from fraudstream.api.auth.sessions import SessionCodec, csrf_ok, origin_ok
+from fraudstream.api.auth.throttle import LoginThrottle
 
 
 def test_password_hash_is_argon2id_salted_and_verifies() -> None:
@@ -80,3 +81,19 @@ def test_roles_are_ordered() -> None:
     admin, analyst = Principal("a", "admin", "api_key"), Principal("b", "analyst", "session", "t")
     assert admin.has("analyst") and admin.has("admin")
     assert analyst.has("analyst") and not analyst.has("admin")
+
+
+def test_login_throttle_per_name_and_client() -> None:
+    now = [1000.0]
+    t = LoginThrottle(max_failures=3, window_s=60, clock=lambda: now[0])
+    for _ in range(3):
+        assert t.retry_after("Alice", "10.0.0.1") == 0
+        t.failed("Alice", "10.0.0.1")
+    assert t.retry_after("alice", "10.0.0.1") == 60  # names are case-insensitive
+    assert t.retry_after("alice", "10.0.0.2") == 0  # a stranger elsewhere cannot lock alice out
+    assert t.retry_after("bob", "10.0.0.1") == 0
+    now[0] += 61
+    assert t.retry_after("alice", "10.0.0.1") == 0
+    t.failed("alice", "10.0.0.1")
+    t.succeeded("alice", "10.0.0.1")
+    assert t.retry_after("alice", "10.0.0.1") == 0

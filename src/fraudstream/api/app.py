@@ -82,6 +82,11 @@ def _unavailable(what: str) -> Any:
     return handler
 
 
+async def _not_storable(_request: Request, exc: Exception) -> JSONResponse:
+    """A value PostgreSQL cannot hold (e.g. a NUL character in JSON): the client's input."""
+    return JSONResponse({"detail": f"value not accepted by the database: {exc}"}, status_code=422)
+
+
 def create_app(settings: Settings, collect_stats: bool = True) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -113,6 +118,7 @@ def create_app(settings: Settings, collect_stats: bool = True) -> FastAPI:
             response.headers.setdefault("Cache-Control", "no-store")
         return response
 
+    app.add_exception_handler(psycopg.DataError, _not_storable)
     app.add_exception_handler(PoolTimeout, _unavailable("database"))
     app.add_exception_handler(psycopg.OperationalError, _unavailable("database"))
     app.add_exception_handler(PublishError, _unavailable("Kafka (label not published, nothing changed)"))

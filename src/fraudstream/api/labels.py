@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import msgspec
-from confluent_kafka import KafkaError, Producer
+from confluent_kafka import KafkaError, KafkaException, Producer
 
 from fraudstream.contracts.messages import Label
 from fraudstream.settings import Settings
@@ -61,7 +61,7 @@ class LabelPublisher:
                 self.topic, _encoder.encode(label), str(label.transaction_id).encode(),
                 timestamp=int(label.labeled_at.timestamp() * 1000), on_delivery=delivered,
             )
-        except (BufferError, KafkaError) as exc:
+        except (BufferError, KafkaException) as exc:
             raise PublishError(f"label not queued: {exc}") from exc
         while not done.is_set():
             # flush() serves the delivery callbacks of every thread's messages.

@@ -90,7 +90,7 @@ class StatsWindow:
         count = self.n if minutes is None else max(1, min(self.n, minutes * 60_000 // self.bucket_ms))
         last = now_ms // self.bucket_ms
         secs = self.bucket_ms / 1000
-        out = []
+        out: list[dict[str, object]] = []
         with self._lock:
             for key in range(last - count + 1, last + 1):
                 b = self._buckets.get(key) or Bucket()

@@ -17,7 +17,8 @@ from fraudstream.api.transactions.review import Verdict, review
 
 router = APIRouter(prefix="/api/v1/transactions", tags=["transactions"])
 Svc = Annotated[Services, Depends(services)]
-IdText = Annotated[str, Path(min_length=1, max_length=128)]
+NO_CONTROL = r"^[^\x00-\x1f\x7f]+$"  # ids never hold control characters (the input contract)
+IdText = Annotated[str, Path(min_length=1, max_length=128, pattern=NO_CONTROL)]
 
 
 class TransactionSummary(BaseModel):
@@ -60,7 +61,7 @@ class TransactionDetail(TransactionSummary):
 
 
 class ReviewRequest(BaseModel):
-    comment: str | None = Field(None, max_length=2000)
+    comment: str | None = Field(None, max_length=2000, pattern=r"^[^\x00]*$")
 
 
 class ReviewResult(BaseModel):
@@ -86,8 +87,8 @@ def list_transactions(
     decision: Annotated[list[q.DecisionName] | None, Query()] = None,
     score_min: Annotated[float | None, Query(ge=0, le=1)] = None,
     score_max: Annotated[float | None, Query(ge=0, le=1)] = None,
-    customer_id: Annotated[str | None, Query(min_length=1, max_length=128)] = None,
-    terminal_id: Annotated[str | None, Query(min_length=1, max_length=128)] = None,
+    customer_id: Annotated[str | None, Query(min_length=1, max_length=128, pattern=NO_CONTROL)] = None,
+    terminal_id: Annotated[str | None, Query(min_length=1, max_length=128, pattern=NO_CONTROL)] = None,
     time_from: Annotated[AwareDatetime | None, Query(alias="from")] = None,
     time_to: Annotated[AwareDatetime | None, Query(alias="to")] = None,
     sort: q.SortKey = "score",
