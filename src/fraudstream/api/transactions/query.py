@@ -25,6 +25,7 @@ DETAIL_COLUMNS = (
     *LIST_COLUMNS, "channel", "merchant_category", "country", "lat", "lon", "features",
     "model_version", "rules_version", "review_comment", "source_partition", "source_offset",
 )
+NULLABLE_SORTS = frozenset({"reviewed_at"})
 #: Counting stops here: an exact count of a huge table would cost more than the page itself.
 COUNT_CAP = 10_000
 
@@ -58,9 +59,14 @@ def where_clause(f: TransactionFilter) -> tuple[sql.Composable, list[object]]:
         parts.append(sql.SQL(text))  # type: ignore[arg-type]  # fixed fragments only
         params.append(value)
 
-    if f.status:
+    # One value as "=": only then can the queue index also deliver the sort order.
+    if len(f.status) == 1:
+        add("review_status = %s", f.status[0])
+    elif f.status:
         add("review_status = ANY(%s)", list(f.status))
-    if f.decision:
+    if len(f.decision) == 1:
+        add("decision = %s", f.decision[0])
+    elif f.decision:
         add("decision = ANY(%s)", list(f.decision))
     if f.score_min is not None:
         add("score >= %s", f.score_min)
@@ -82,10 +88,12 @@ def where_clause(f: TransactionFilter) -> tuple[sql.Composable, list[object]]:
 def list_query(f: TransactionFilter, page: Page) -> tuple[sql.Composed, list[object]]:
     where, params = where_clause(f)
     direction = sql.SQL("DESC") if page.order == "desc" else sql.SQL("ASC")
-    nulls = sql.SQL("NULLS LAST")
+    # Only reviewed_at can be null; naming NULLS LAST on the others would stop the indexes
+    # (built with the default null order) from delivering the order.
+    nulls = sql.SQL(" NULLS LAST") if page.sort in NULLABLE_SORTS else sql.SQL("")
     query = sql.SQL(
         "SELECT {cols} FROM fraudulent_transactions{where}"
-        " ORDER BY {sort} {dir} {nulls}, transaction_id {dir} LIMIT %s OFFSET %s"
+        " ORDER BY {sort} {dir}{nulls}, transaction_id {dir} LIMIT %s OFFSET %s"
     ).format(
         cols=sql.SQL(", ").join(map(sql.Identifier, LIST_COLUMNS)),
         where=where, sort=sql.Identifier(page.sort), dir=direction, nulls=nulls,
