@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs everything fraudstream needs on a fresh Debian machine, idempotently:
-# system packages (PostgreSQL server, JDK, Maven) when missing, a Python virtualenv with the
+# system packages (PostgreSQL server, JDK, Maven, Chromium) when missing, a Python virtualenv with the
 # pinned dependencies, and the Apache Kafka jars (resolved by Maven into .cache/).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -10,9 +10,9 @@ ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1 || need_apt+=(postgresql p
 command -v java >/dev/null 2>&1 || need_apt+=(openjdk-17-jre-headless)
 command -v mvn >/dev/null 2>&1 || need_apt+=(maven)
 command -v runuser >/dev/null 2>&1 || need_apt+=(util-linux)
-if [ "${FRAUDSTREAM_WITH_BROWSER:-0}" = "1" ]; then
-  command -v chromium >/dev/null 2>&1 || need_apt+=(chromium)
-fi
+# Debian's Chromium: the dashboard's browser test drives it through Playwright (never a
+# downloaded browser build), so CI needs it as much as PostgreSQL.
+command -v chromium >/dev/null 2>&1 || need_apt+=(chromium)
 if [ ${#need_apt[@]} -gt 0 ]; then
   echo "bootstrap: installing system packages: ${need_apt[*]}"
   SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"

@@ -8,6 +8,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from fraudstream.api.command import api_app
 from fraudstream.bench.command import bench, soak
 from fraudstream.generator.command import generate
 from fraudstream.learning.command import collect, evaluate, train, trainer
@@ -33,6 +34,7 @@ app.command("trainer")(trainer)
 app.command("bench")(bench)
 app.command("soak")(soak)
 app.add_typer(rules_app, name="rules")
+app.add_typer(api_app, name="api")
 
 
 @app.callback()
@@ -152,12 +154,15 @@ def demo(
     duration: Annotated[float, typer.Option(help="Seconds of live traffic.")] = 60.0,
     rate: Annotated[float, typer.Option(help="Transactions per second.")] = 1000.0,
     metrics_port: Annotated[int, typer.Option(help="Detector's Prometheus port.")] = 9100,
+    api_port: Annotated[
+        int | None, typer.Option(help="Dashboard port (default FRAUDSTREAM_API_PORT).")
+    ] = None,
 ) -> None:
-    """The main job on the local embedded default: infrastructure, detector, live traffic."""
+    """The main job on the local embedded default: infrastructure, detector, dashboard, live traffic."""
     from fraudstream.demo import run_demo
 
     infra_up(nodes)
-    run_demo(load_settings(kafka_nodes=nodes), console, duration, rate, metrics_port)
+    run_demo(load_settings(kafka_nodes=nodes), console, duration, rate, metrics_port, api_port)
 
 
 if __name__ == "__main__":

@@ -1,7 +1,8 @@
 """``fraudstream demo``: the whole system on the local embedded default, end to end.
 
-Brings the infrastructure up, starts a detector worker (a child process, as in production),
-streams simulated transactions live through it, then shows what was decided.
+Brings the infrastructure up, starts a detector worker and the API with its dashboard (child
+processes, as in production), streams simulated transactions live through them, then shows what
+was decided. The dashboard stays up until Ctrl-C when run from a terminal.
 """
 
 from __future__ import annotations
@@ -53,11 +54,48 @@ def summary(settings: Settings, console: Console) -> None:
     console.print(t)
 
 
-def run_demo(settings: Settings, console: Console, duration_s: float, rate: float, metrics_port: int) -> None:
+def start_dashboard(settings: Settings, console: Console, port: int) -> subprocess.Popen:
+    """The API and dashboard as a child process, with a freshly generated admin password."""
+    from fraudstream.api.launch import DEMO_ADMIN, ensure_admin, start_api
+
+    log_file = settings.state_dir.resolve() / "logs" / "api.log"
+    api = start_api(settings, port, log_file)
+    password = ensure_admin(settings)
+    host = "127.0.0.1" if settings.api_host in ("0.0.0.0", "::") else settings.api_host
+    console.print(f"[bold green]dashboard:[/] http://{host}:{port}/  user [bold]{DEMO_ADMIN}[/], "
+                  f"password [bold]{password}[/] (pid {api.pid}; log: {log_file})", highlight=False)
+    return api
+
+
+def _linger(console: Console, detector: subprocess.Popen) -> None:
+    """From a terminal, keep the detector and dashboard up until Ctrl-C."""
+    if not sys.stdin.isatty():
+        return
+    console.print("traffic finished; the dashboard stays up — press Ctrl-C to stop")
+    try:
+        while detector.poll() is None:
+            time.sleep(1)
+    except KeyboardInterrupt:
+        pass
+
+
+def _stop(proc: subprocess.Popen | None) -> None:
+    if proc is not None and proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(60)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
+def run_demo(settings: Settings, console: Console, duration_s: float, rate: float, metrics_port: int,
+             api_port: int | None = None) -> None:
     detector, log_file = start_detector(settings, metrics_port)
     console.print(f"detector started (pid {detector.pid}); log: {log_file}; "
                   f"metrics: http://127.0.0.1:{metrics_port}/metrics")
+    api = None
     try:
+        api = start_dashboard(settings, console, api_port or settings.api_port)
         frame = load_frame(None, customers=2000, terminals=4000, days=30, start="2018-04-01")
         producer = BatchProducer(settings)
         deadline = time.monotonic() + duration_s
@@ -72,7 +110,7 @@ def run_demo(settings: Settings, console: Console, duration_s: float, rate: floa
         if detector.poll() is not None:
             console.print(f"[red]the detector exited ({detector.returncode}); see {log_file}[/]")
         summary(settings, console)
+        _linger(console, detector)
     finally:
-        if detector.poll() is None:
-            detector.send_signal(signal.SIGTERM)
-            detector.wait(60)
+        _stop(api)
+        _stop(detector)

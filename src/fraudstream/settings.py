@@ -67,6 +67,16 @@ class Settings(BaseSettings):
         "embedded default's detector login when DATABASE_URL is the default too, else DATABASE_URL.",
     )
 
+    # --- API and dashboard (fraudstream api) -------------------------------------------
+    api_host: str = "127.0.0.1"
+    api_port: int = 8000
+    # Signs browser sessions; empty: a random secret generated once and kept in PostgreSQL
+    # (table api_secrets), so every API process and restart agree on it.
+    api_session_secret: SecretStr | None = None
+    api_session_max_age_s: int = 8 * 3600
+    api_secure_cookies: bool = False  # set behind TLS: cookies then carry the Secure flag
+    api_stats_window_minutes: int = 60
+
     # --- Logs ---------------------------------------------------------------------------
     log_level: str = "INFO"
     log_json: bool | None = None  # None: JSON lines unless stderr is a terminal

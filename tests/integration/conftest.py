@@ -63,7 +63,11 @@ def infra() -> Iterator[Infra]:
     settings = make_settings()
     local.down(settings, purge=True)  # a previous run killed midway leaves state behind
     started = time.monotonic()
-    cluster = local.up(settings, nodes=3)
+    try:
+        cluster = local.up(settings, nodes=3)
+    except BaseException:
+        local.down(settings, purge=True)  # a half-started cluster must not outlive the run
+        raise
     up_seconds = time.monotonic() - started
     try:
         yield Infra(settings, cluster, up_seconds)

@@ -58,6 +58,8 @@ class StoreState:
 
 @dataclass(frozen=True)
 class LastModel:
+    """The latest model: the end of the data it saw (training or validation window)."""
+
     trained_to: datetime | None
     labels: int
 
@@ -91,8 +93,10 @@ def store_state(conn: psycopg.Connection[Any]) -> StoreState:
 
 
 def last_model(conn: psycopg.Connection[Any]) -> LastModel | None:
+    # The data a model has seen ends with its validation window when it had one.
     row = conn.execute(
-        "SELECT trained_to, coalesce((metrics ->> 'labels_total')::bigint, 0) "
+        "SELECT coalesce((metrics ->> 'validated_to')::timestamptz, trained_to), "
+        "coalesce((metrics ->> 'labels_total')::bigint, 0) "
         "FROM models ORDER BY version DESC LIMIT 1"
     ).fetchone()
     return None if row is None else LastModel(row[0], int(row[1]))

@@ -1,0 +1,1 @@
+"""Suspicious transactions: the alert queue, details and the analysts' verdicts."""
