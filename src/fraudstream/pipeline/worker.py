@@ -110,20 +110,7 @@ class Worker:
         })
         self.instance_id = f"{group_id}-{uuid.uuid4().hex[:12]}"
         self.epochs: dict[int, int] = {}  # partition -> fencing epoch in PostgreSQL (sink.claim)
-        self.producer = Producer({
-            **kafka,
-            "transactional.id": self.instance_id,
-            "enable.idempotence": True,
-            "acks": "all",
-            "linger.ms": 5,
-            "compression.type": "lz4",
-            "queue.buffering.max.messages": 1_000_000,
-            # A worker frozen mid-transaction (VM pause, SIGSTOP) blocks its partitions' next
-            # owner until the coordinator aborts the transaction: keep that short. A commit
-            # slower than this is aborted and the batch redone, which is safe.
-            "transaction.timeout.ms": 15_000,
-            "log_level": 3,
-        })
+        self.producer = self._new_producer()
         self.reader = GlobalReader(settings, self.terminal, clock_ms)
         self.sink = SuspiciousSink(settings.dsn, should_stop=lambda: self.stopping)
         self.rules = RuleWatcher(settings.dsn, interval_s=1.0, features=FEATURE_NAMES)
@@ -133,6 +120,33 @@ class Worker:
         self.processed = 0
         self._last_lag = 0.0
         self._last_processed = 0
+
+    def _new_producer(self) -> Producer:
+        return Producer({
+            **self.settings.kafka_client_config(),
+            "transactional.id": self.instance_id,
+            "enable.idempotence": True,
+            "acks": "all",
+            "linger.ms": 5,
+            "compression.type": "lz4",
+            "queue.buffering.max.messages": 1_000_000,
+            # A worker frozen mid-transaction (VM pause, SIGSTOP) blocks its partitions' next
+            # owner until the coordinator aborts the transaction: keep that short, but above a
+            # broker fail-over (messages of a transaction time out with it). A commit slower
+            # than this is aborted and the batch redone, which is safe.
+            "transaction.timeout.ms": 30_000,
+            "log_level": 3,
+        })
+
+    def _reset_producer(self) -> None:
+        """After a fatal producer error (e.g. the coordinator aborted a transaction that
+        outlived its timeout and bumped the epoch): a new producer with the same
+        transactional id; its ``init_transactions`` fences the old one and aborts what it left."""
+        with contextlib.suppress(KafkaException):
+            self.producer.purge()
+        self.producer = self._new_producer()
+        self._retrying(lambda: self.producer.init_transactions(60))
+        log.warning("kafka.producer.reset")
 
     # ---- lifecycle -------------------------------------------------------------------
     def install_signal_handlers(self) -> None:
@@ -197,7 +211,8 @@ class Worker:
         finally:
             self.reader.close()
             self.sink.close()
-            self.producer.flush(10)
+            with contextlib.suppress(KafkaException):  # a fenced producer has nothing to flush
+                self.producer.flush(10)
 
     @staticmethod
     def _usable(m: Message) -> bool:
@@ -511,13 +526,29 @@ class Worker:
             return True
         except KafkaException as exc:
             err = exc.args[0]
-            if not err.txn_requires_abort():
-                raise  # fatal (e.g. fenced by a newer instance): exit, the supervisor restarts us
-            log.warning("kafka.transaction.abort", error=str(err))
             metrics.ABORTS.inc()
-            self._retrying(lambda: self.producer.abort_transaction(60))
+            if err.txn_requires_abort():
+                log.warning("kafka.transaction.abort", error=str(err))
+                try:
+                    self._retrying(lambda: self.producer.abort_transaction(60))
+                except KafkaException as abort_exc:
+                    log.warning("kafka.transaction.abort_failed", error=str(abort_exc.args[0]))
+                    self._reset_producer()
+            elif err.fatal() or self._producer_fatal():
+                log.warning("kafka.producer.fatal", error=str(err))
+                self._reset_producer()
+            else:
+                raise
             self._rewind([pb.partition for pb in batches])
             return False
+
+    def _producer_fatal(self) -> bool:
+        """Whether the producer is in a fatal state (then every call fails the same way)."""
+        try:
+            self.producer.poll(0)
+        except KafkaException as exc:
+            return bool(exc.args[0].fatal())
+        return False
 
     def _retrying(self, call: Callable[[], object]) -> None:
         """Retry a transactional call while Kafka says the error is retriable (e.g. a timeout)."""
