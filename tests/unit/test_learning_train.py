@@ -53,10 +53,17 @@ def test_learns_the_signal(model: TrainedModel) -> None:
     assert m["average_precision"] is not None and m["average_precision"] > 0.4
 
 
-def test_imbalance_weight_and_calibration(frame: pd.DataFrame, model: TrainedModel) -> None:
+def test_default_is_unweighted_and_calibrated(frame: pd.DataFrame, model: TrainedModel) -> None:
+    assert model.params["scale_pos_weight"] == 1.0  # selected on validation weeks (module doc)
+    assert model.train_info == {"n_rows": len(frame), "n_fraud": int(frame.is_fraud.sum())}
+    assert model.predict_frame(frame).mean() == pytest.approx(frame.is_fraud.mean(), rel=1e-6)
+
+
+def test_imbalance_weight_and_calibration(frame: pd.DataFrame) -> None:
     n_pos = int(frame.is_fraud.sum())
+    model = train_model(frame, FEATURE_NAMES, params={"num_threads": 1, "scale_pos_weight": "ratio"},
+                        num_boost_round=60)
     assert model.params["scale_pos_weight"] == pytest.approx((len(frame) - n_pos) / n_pos)
-    assert model.train_info == {"n_rows": len(frame), "n_fraud": n_pos}
     # Calibration in the large: training probabilities average to the training fraud rate...
     assert model.predict_frame(frame).mean() == pytest.approx(frame.is_fraud.mean(), rel=1e-6)
     assert model.score_offset > 0  # the weighted model over-estimates, the offset pulls it down
@@ -64,7 +71,8 @@ def test_imbalance_weight_and_calibration(frame: pd.DataFrame, model: TrainedMod
     test = synthetic_frame(seed=2)
     calibrated = model.predict_frame(test)
     uncalibrated = train_model(
-        frame, FEATURE_NAMES, params={"num_threads": 1}, num_boost_round=60, calibrate=False
+        frame, FEATURE_NAMES, params={"num_threads": 1, "scale_pos_weight": "ratio"}, num_boost_round=60,
+        calibrate=False,
     ).predict_frame(test)
     assert abs(calibrated.mean() - test.is_fraud.mean()) < 0.25 * test.is_fraud.mean()
     assert uncalibrated.mean() > 2 * calibrated.mean()

@@ -142,8 +142,11 @@ def evaluate(
 
     from fraudstream.infra import local
     from fraudstream.learning import evaluate as ev
+    from fraudstream.observability import configure_logging
 
     settings = load_settings()
+    # The in-process worker and collector log every few seconds; the steps below say enough.
+    configure_logging("WARNING", settings.log_json)
     began = clock.monotonic()
     if not settings.kafka_bootstrap_servers:
         with console.status("starting the local Kafka cluster and PostgreSQL…"):
