@@ -59,6 +59,9 @@ log = structlog.get_logger(__name__)
 DAY_MS = 86_400_000
 CUSTOMER_HISTORY_MS = 31 * DAY_MS  # customer windows (30 d) + margin
 TERMINAL_HISTORY_MS = 38 * DAY_MS  # terminal windows (7 + 30 d) + margin
+#: Terminal events kept beyond the 37-day windows: the global reader may be up to its
+#: read-ahead past the transactions being decided.
+TERMINAL_LATE_MARGIN_MS = 2 * DAY_MS
 #: Messages per batch (one Kafka transaction each): a commit costs tens of ms whatever its size.
 DEFAULT_BATCH_SIZE = 20_000
 GC_YOUNG_THRESHOLD = 20_000  # allocations between young collections (Python's default: 700)
@@ -91,9 +94,7 @@ class Worker:
         self.stopping = False
         self.states: dict[int, CustomerState] = {}
         self.progress: dict[int, int] = {}  # partition -> latest event time decided
-        # Keep terminal events a little beyond the 37-day windows: the global reader may be
-        # up to its read-ahead past the transactions being decided.
-        self.terminal = TerminalState(late_margin_ms=2 * DAY_MS)
+        self.terminal = TerminalState(late_margin_ms=TERMINAL_LATE_MARGIN_MS)
         kafka = settings.kafka_client_config()
         self.consumer = Consumer({
             **kafka,
@@ -277,7 +278,7 @@ class Worker:
             # Fence the previous owner's PostgreSQL writes before deciding anything again.
             self.epochs[tp.partition] = self.sink.claim(
                 self.settings.topic_input, tp.partition, committed[tp.partition], self.instance_id)
-            self.states[tp.partition], last_time = self._restore(tp.partition)
+            self.states[tp.partition], last_time = self._restore(tp.partition, committed[tp.partition])
             if last_time is not None:
                 resumes.append(last_time)
             self.reader.share(tp.partition)
@@ -293,7 +294,7 @@ class Worker:
         floor = min([resume_ms, *self.progress.values()])
         log.info("terminal.rebuild", resume_ms=resume_ms, from_ms=floor - TERMINAL_HISTORY_MS)
         self.reader.close()
-        self.terminal = TerminalState(late_margin_ms=2 * DAY_MS)
+        self.terminal = TerminalState(late_margin_ms=TERMINAL_LATE_MARGIN_MS)
         self.reader = GlobalReader(self.settings, self.terminal, self.clock_ms)
         self.reader.start(floor - TERMINAL_HISTORY_MS)
         for p in self.states:
@@ -301,20 +302,23 @@ class Worker:
 
     def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         for tp in partitions:
-            self.states.pop(tp.partition, None)
-            self.progress.pop(tp.partition, None)
-            self.epochs.pop(tp.partition, None)
-            self.reader.unshare(tp.partition)
-            with contextlib.suppress(KeyError):
-                metrics.LAG.remove(str(tp.partition))
+            self._forget(tp.partition)
         metrics.ASSIGNED.set(len(self.states))
         log.info("partitions.revoked", partitions=[tp.partition for tp in partitions])
 
-    def _restore(self, partition: int) -> tuple[CustomerState, int | None]:
-        """Rebuild a partition's customer state from its log, up to the committed offset.
+    def _forget(self, partition: int) -> None:
+        """Drop everything held for a partition this worker no longer owns."""
+        self.states.pop(partition, None)
+        self.progress.pop(partition, None)
+        self.epochs.pop(partition, None)
+        self.reader.unshare(partition)
+        with contextlib.suppress(KeyError):
+            metrics.LAG.remove(str(partition))
+
+    def _restore(self, partition: int, committed: int) -> tuple[CustomerState, int | None]:
+        """Rebuild a partition's customer state from its log, up to the ``committed`` offset.
         Also returns the event time of the last committed message (None: nothing committed)."""
         state = CustomerState()
-        committed = self._committed([partition])[partition]
         if committed <= 0:
             return state, None
         topic = self.settings.topic_input
@@ -572,10 +576,7 @@ class Worker:
         log.warning("postgres.fenced", partitions=lost)
         metrics.ABORTS.inc()
         for p in lost:
-            self.states.pop(p, None)
-            self.progress.pop(p, None)
-            self.epochs.pop(p, None)
-            self.reader.unshare(p)
+            self._forget(p)
         self._rewind([p for p in batch if p not in lost])
 
     def _rewind(self, partitions: list[int]) -> None:
@@ -590,7 +591,7 @@ class Worker:
                 except Fenced:
                     self._fenced([p], [])
                     continue
-                self.states[p], _ = self._restore(p)
+                self.states[p], _ = self._restore(p, committed[p])
                 offset = committed[p] if committed[p] >= 0 else OFFSET_BEGINNING
                 self.consumer.seek(TopicPartition(self.settings.topic_input, p, offset))
 
