@@ -15,19 +15,15 @@ from pathlib import Path
 import httpx
 import msgspec
 import psycopg
-from confluent_kafka.admin import AdminClient
-from psycopg import sql
 from psycopg.types.json import Jsonb
 
 from fraudstream.api.auth import store
 from fraudstream.api.auth.keys import generate_key
 from fraudstream.api.auth.passwords import hash_password
 from fraudstream.contracts.messages import Label
-from fraudstream.db.migrate import migrate
-from fraudstream.infra.topics import ensure_topics, topic_specs
 from fraudstream.settings import Settings
 
-from .conftest import ROOT, Infra, make_settings
+from .conftest import ROOT, Infra, isolated_settings
 from .streams import read_topic
 
 ANALYST_PW = "analyst-password-1"
@@ -48,18 +44,8 @@ class ApiEnv:
 
 
 def make_api_env(infra: Infra, unique: str) -> ApiEnv:
-    base = infra.settings
-    db = f"api_{unique}"
-    with psycopg.connect(base.dsn, autocommit=True) as conn:
-        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(db)))
-    dsn = base.dsn.rsplit("/", 1)[0] + f"/{db}"
-    settings = make_settings(
-        database_url=dsn, kafka_bootstrap_servers=infra.bootstrap,
-        topic_input=f"input-{unique}", topic_output=f"output-{unique}",
-        topic_training=f"training-{unique}", topic_dlq=f"input.dlq-{unique}",
-    )
-    ensure_topics(AdminClient({"bootstrap.servers": infra.bootstrap}), topic_specs(settings, 3))
-    migrate(dsn)
+    settings = isolated_settings(infra, unique, f"api_{unique}")
+    dsn = settings.dsn
     analyst, admin = generate_key(), generate_key()
     with psycopg.connect(dsn, autocommit=True) as conn:
         store.add_user(conn, "alice", "analyst", hash_password(ANALYST_PW))

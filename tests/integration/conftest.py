@@ -152,21 +152,27 @@ class Pipeline:
                 p.wait(10)
 
 
-@pytest.fixture
-def pipeline(infra: Infra, unique: str, tmp_path: Path) -> Iterator[Pipeline]:
-    base = infra.settings
-    db = f"fraud_{unique}"
-    with psycopg.connect(base.dsn, autocommit=True) as conn:
+def isolated_settings(infra: Infra, unique: str, db: str, **overrides: object) -> Settings:
+    """Settings on topics and a migrated database of the caller's own, on the shared services."""
+    with psycopg.connect(infra.settings.dsn, autocommit=True) as conn:
         conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(db)))
-    dsn = base.dsn.rsplit("/", 1)[0] + f"/{db}"
     settings = make_settings(
-        database_url=dsn, detector_database_url=detector_url(db),
+        database_url=infra.settings.dsn.rsplit("/", 1)[0] + f"/{db}",
         kafka_bootstrap_servers=infra.bootstrap,
         topic_input=f"input-{unique}", topic_output=f"output-{unique}",
         topic_training=f"training-{unique}", topic_dlq=f"input.dlq-{unique}",
+        **overrides,
     )
     ensure_topics(AdminClient({"bootstrap.servers": infra.bootstrap}), topic_specs(settings, 3))
     migrate(settings.dsn)
+    return settings
+
+
+@pytest.fixture
+def pipeline(infra: Infra, unique: str, tmp_path: Path) -> Iterator[Pipeline]:
+    db = f"fraud_{unique}"
+    settings = isolated_settings(infra, unique, db, detector_database_url=detector_url(db))
+    dsn = settings.dsn
     env = {
         **{k: v for k, v in os.environ.items() if not k.startswith(("FRAUDSTREAM_", "KAFKA_", "DATABASE_"))},
         "KAFKA_BOOTSTRAP_SERVERS": infra.bootstrap,
