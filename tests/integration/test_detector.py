@@ -70,6 +70,26 @@ def test_three_workers_features_equal_offline_computation(pipeline: Pipeline, ha
     check_features(out, ref)
 
 
+def test_input_arriving_after_the_detector_caught_up_keeps_features_exact(
+    pipeline: Pipeline, handbook_60d
+) -> None:
+    """Live traffic: the detector idles at the end of the log, then more input arrives. The
+    global reader has seen the end of every partition by then and must keep reading anyway
+    (it once stopped there, and terminal features were computed from a stale table)."""
+    frame, ref = handbook_60d
+    valid = expected_valid(frame)
+    pipeline.start_detector("--batch-size", "5000")
+    sent: set[str] = set()
+    for idx in np.array_split(np.arange(len(frame)), 4):
+        part = frame.iloc[idx]
+        feed(pipeline.settings, part)
+        sent |= valid & set(part["transaction_id"].astype(str))
+        read_topic(pipeline.settings, pipeline.settings.topic_output,
+                   until=lambda out, n=len(sent): len(out) >= n, timeout_s=300)
+    out = check_exactly_once(pipeline, valid)
+    check_features(out, ref)
+
+
 def test_kill_minus_9_mid_stream_keeps_exactly_once_and_features(pipeline: Pipeline, handbook_60d) -> None:
     frame, ref = handbook_60d
     feed(pipeline.settings, frame)

@@ -8,7 +8,13 @@ import pandas as pd
 import pytest
 
 from fraudstream.contracts.messages import Label, Transaction
-from fraudstream.producer.encode import encode_labels, encode_transactions, parse_duration, quoted
+from fraudstream.producer.encode import (
+    LiveTemplates,
+    encode_labels,
+    encode_transactions,
+    parse_duration,
+    quoted,
+)
 from fraudstream.producer.schedule import replay_schedule
 
 
@@ -56,6 +62,22 @@ def test_labels_carry_the_delay() -> None:
     assert [lb.is_fraud for lb in labels] == f["is_fraud"].tolist()
     assert labels[3].fraud_scenario == 2 and labels[0].source == "simulator"
     assert labels[0].labeled_at - f["tx_datetime"][0].to_pydatetime() == timedelta(days=7)
+
+
+def test_live_templates_encode_what_the_frame_encoder_does() -> None:
+    f = _frame()
+    f["channel"] = ["pos", None, "ecom", "pos", None, "atm"]
+    f.loc[2, "customer_id"] = 'c "2"'
+    when = pd.Timestamp("2026-11-25T10:11:12.345678Z")
+    live = LiveTemplates(f)
+    rows, ids = [4, 2, 0], ["run-1", "run-2", "run-3"]
+    expected = f.iloc[rows].copy()
+    expected["transaction_id"] = ids
+    expected["tx_datetime"] = when
+    assert live.transactions(rows, ids, when.to_pydatetime()) == encode_transactions(expected)
+    labeled = pd.Series([when] * 3, index=expected.index)
+    assert live.labels(rows, ids, when.to_pydatetime()) == encode_labels(expected, labeled)
+    assert [live.keys[r] for r in rows] == [c.encode() for c in expected["customer_id"]]
 
 
 def test_quoted_escapes_only_when_needed() -> None:

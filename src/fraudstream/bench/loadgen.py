@@ -16,7 +16,7 @@ from datetime import timedelta
 
 import pandas as pd
 
-from fraudstream.producer.kafka import BatchProducer
+from fraudstream.producer.kafka import LIVE_OVERRIDES, BatchProducer
 from fraudstream.producer.replay import live, replay
 from fraudstream.settings import load_settings
 
@@ -36,7 +36,7 @@ def main(argv: list[str] | None = None) -> None:
     delay = timedelta(seconds=a.label_delay) if a.label_delay is not None else None
     stop = {"flag": False}
     signal.signal(signal.SIGTERM, lambda *_: stop.update(flag=True))
-    producer = BatchProducer(settings)
+    producer = BatchProducer(settings, **(LIVE_OVERRIDES if a.mode == "live" else {}))
     kwargs = {
         "topic_input": settings.topic_input,
         "topic_training": settings.topic_training,

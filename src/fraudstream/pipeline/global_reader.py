@@ -35,6 +35,7 @@ from confluent_kafka import OFFSET_BEGINNING, OFFSET_END, Consumer, KafkaError, 
 
 from fraudstream.contracts.messages import Label, Transaction
 from fraudstream.features.terminal import TerminalState
+from fraudstream.pipeline.consume import consume_ready
 from fraudstream.pipeline.validate import Invalid, validate_timed
 from fraudstream.settings import Settings
 
@@ -80,6 +81,7 @@ class GlobalReader:
         self.topics = (settings.topic_input, settings.topic_training)
         self.last: dict[tuple[str, int], int] = {}
         self.eof: dict[tuple[str, int], bool] = {}
+        self.position: dict[tuple[str, int], int] = {}  # next offset to read
         self.observed = 0
         self.labels = 0
         # partition -> (offset, (transaction, time ms)) of accepted messages, offset order
@@ -108,18 +110,45 @@ class GlobalReader:
         log.info("global_reader.start", from_ms=from_ms, partitions=len(tps))
 
     # ---- reading ---------------------------------------------------------------------
-    def ready(self, t_ms: int) -> bool:
-        return all(self.eof[k] or self.last[k] > t_ms for k in self.last)
+    def ready(self, t_ms: int, owned: dict[int, int] | None = None) -> bool:
+        """Whether every partition is past ``t_ms`` or at its end; a partition of the worker's
+        batch is not at its end before the reader has read the batch (``owned``: partition ->
+        last offset in the batch), whatever the last fetch response said."""
+        owned = owned or {}
+        input_topic = self.topics[0]
+        for k, last in self.last.items():
+            if last > t_ms:
+                continue
+            if k[0] == input_topic and self.position.get(k, -1) <= owned.get(k[1], -1):
+                return False
+            if not self._at_end(k):
+                return False
+        return True
 
-    def advance_to(self, t_ms: int, should_stop: Callable[[], bool] = lambda: False) -> None:
-        """Read until every partition of ``input`` and ``training`` is past ``t_ms`` or at its end."""
-        while not self.ready(t_ms):
+    def _at_end(self, key: tuple[str, int]) -> bool:
+        """At the end of the partition as far as the latest fetch response knows. The
+        end-of-partition event alone is not enough: it stays set while nobody polls, and in
+        live traffic messages keep arriving after it."""
+        if not self.eof[key]:
+            return False
+        marks = self.consumer.get_watermark_offsets(TopicPartition(*key), cached=True)
+        return marks is None or marks[1] < 0 or self.position.get(key, -1) >= marks[1]
+
+    def advance_to(
+        self,
+        t_ms: int,
+        should_stop: Callable[[], bool] = lambda: False,
+        owned: dict[int, int] | None = None,
+    ) -> None:
+        """Read until every partition of ``input`` and ``training`` is past ``t_ms`` or at its
+        end, and the worker's own partitions up to the offsets of its batch (``owned``)."""
+        while not self.ready(t_ms, owned):
             if should_stop():
                 raise InterruptedError("stopping")
-            self.poll()
+            self.poll(0.05)
 
     def poll(self, timeout_s: float = 0.2) -> int:
-        msgs = self.consumer.consume(10000, timeout=timeout_s)
+        msgs = consume_ready(self.consumer, 10000, timeout_s)
         tx_ids: list[str] = []
         terminals: list[str] = []
         times: list[int] = []
@@ -127,15 +156,17 @@ class GlobalReader:
         frauds: list[bool] = []
         now = self.now_ms()
         input_topic = self.topics[0]
-        last, eof, shared = self.last, self.eof, self._shared
+        last, eof, shared, position = self.last, self.eof, self._shared, self.position
         for m in msgs:
             key = (m.topic(), m.partition())
             err = m.error()
             if err is not None:
                 if err.code() == KafkaError._PARTITION_EOF:
                     eof[key] = True
+                    position[key] = m.offset()
                 continue
             eof[key] = False
+            position[key] = m.offset() + 1
             if key[0] == input_topic:
                 res = validate_timed(m.value(), m.key(), now)
                 if isinstance(res, Invalid):

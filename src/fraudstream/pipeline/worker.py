@@ -15,6 +15,16 @@ its decisions are produced again in a new transaction (the aborted ones are invi
 ``read_committed`` consumers) and its rows are not inserted twice. The customer state of a
 newly assigned partition is rebuilt by replaying that partition's last 31 days up to the
 committed offset, so features after a crash equal those of an uninterrupted run.
+
+Steps 4-5 of a batch run on a committer thread while the next batch goes through steps 1-3
+(a Kafka commit is mostly waiting for brokers: tens of milliseconds). A decided batch waits
+(``_pending``) until the next ``consume`` has returned, which does not wait while a batch is
+pending; then it is committed while the next one is decided. So offsets commit in order, at
+most one batch is being committed, and none is while the consumer runs rebalance callbacks
+(a transactional offset commit cannot finish during a rebalance: waiting for one in a callback
+deadlocks). A revoked partition's part of the pending batch is dropped (its new owner decides
+it again). If a commit fails, the batch decided meanwhile (on state that included the failed
+batch) is dropped too and its partitions are rewound.
 """
 
 from __future__ import annotations
@@ -25,7 +35,10 @@ import signal
 import time
 import uuid
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import Any
 
 import msgspec
 import numpy as np
@@ -46,6 +59,7 @@ from fraudstream.features.definitions import FEATURE_NAMES
 from fraudstream.features.terminal import TerminalState
 from fraudstream.learning.watcher import ModelWatcher
 from fraudstream.pipeline import metrics
+from fraudstream.pipeline.consume import consume_ready
 from fraudstream.pipeline.core import Decisions, Model, process
 from fraudstream.pipeline.decode import DeadLetter, PartitionBatch, split
 from fraudstream.pipeline.global_reader import GlobalReader
@@ -119,6 +133,10 @@ class Worker:
         self.models = None if model is not None else ModelWatcher(settings.dsn, interval_s=1.0,
                                                                   features=FEATURE_NAMES)
         self.processed = 0
+        self._committer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="committer")
+        self._pending: _Prepared | None = None  # decided, committed after the next consume
+        self._inflight: Future[_Outcome] | None = None  # being committed
+        self._rewound: set[int] = set()  # partitions the last _settle rewound
         self._last_lag = 0.0
         self._last_processed = 0
 
@@ -131,6 +149,10 @@ class Worker:
             "linger.ms": 5,
             "compression.type": "lz4",
             "queue.buffering.max.messages": 1_000_000,
+            # Back-to-back transactions: the next one's first requests are refused while the
+            # coordinator still writes the previous one's markers (CONCURRENT_TRANSACTIONS);
+            # librdkafka's default 100 ms before retrying was most of a commit's time.
+            "retry.backoff.ms": 10,
             # A worker frozen mid-transaction (VM pause, SIGSTOP) blocks its partitions' next
             # owner until the coordinator aborts the transaction: keep that short, but above a
             # broker fail-over (messages of a transaction time out with it). A commit slower
@@ -175,25 +197,31 @@ class Worker:
         gc.set_threshold(GC_YOUNG_THRESHOLD, thresholds[1], thresholds[2])
         try:
             while not self.stopping:
-                msgs = self.consumer.consume(self.batch_size, timeout=0.2)
+                # A decided batch waits for this call: take whatever is ready, without waiting.
+                wait_s = 0.0 if self._pending is not None else 0.2
+                msgs = consume_ready(self.consumer, self.batch_size, wait_s=wait_s)
                 self.rules.poll()
                 self._poll_model()
                 good = [m for m in msgs if m.error() is None]
                 if len(good) < len(msgs):
                     for m in msgs:
                         self._usable(m)  # log the errors
+                self._handle(good)
                 if good:
-                    self._handle(good)
                     idle_since = time.monotonic()
-                else:
-                    if max_idle_s is not None and time.monotonic() - idle_since > max_idle_s:
-                        break
+                elif max_idle_s is not None and time.monotonic() - idle_since > max_idle_s:
+                    break
                 self._report_lag()
         except InterruptedError:
             pass
         finally:
             gc.set_threshold(*thresholds)
-            self.close()
+            try:
+                self._handle([])  # commit what was decided
+            except (InterruptedError, KafkaException) as exc:  # stopping: the batch is redone
+                log.warning("worker.stop.uncommitted", error=str(exc))
+            finally:
+                self.close()
 
     def _poll_model(self, force: bool = False) -> None:
         """Pick up a newly promoted model between batches (within about a second)."""
@@ -207,6 +235,7 @@ class Worker:
 
     def close(self) -> None:
         log.info("worker.stop", processed=self.processed)
+        self._committer.shutdown(wait=True)
         try:
             self.consumer.close()
         finally:
@@ -301,6 +330,9 @@ class Worker:
             self.reader.share(p)
 
     def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        revoked = {tp.partition for tp in partitions}
+        if self._pending is not None:
+            self._pending = self._pending.without(revoked)  # the new owner decides them again
         for tp in partitions:
             self._forget(tp.partition)
         metrics.ASSIGNED.set(len(self.states))
@@ -369,6 +401,21 @@ class Worker:
             pb.times = [t for t, k in zip(pb.times, keep, strict=True) if k]
 
     def _handle(self, msgs: list[Message]) -> None:
+        """Commit the pending batch while deciding ``msgs``, which becomes the pending one."""
+        pending, self._pending = self._pending, None
+        if pending is not None and pending.batches:
+            self._inflight = self._committer.submit(self._deliver, pending)
+        prepared = self._prepare(msgs) if msgs else None
+        if not self._settle():
+            if prepared is not None:
+                # The committed batch was rewound; this one was decided on top of it.
+                again = [p for p in prepared.partitions if p in self.states and p not in self._rewound]
+                self._rewind(again)
+            return
+        self._pending = prepared
+
+    def _prepare(self, msgs: list[Message]) -> _Prepared:
+        """Steps 1-3: validate, features, rules, score, decision; encode outputs and rows."""
         started = time.monotonic()
         by_offset: dict[tuple[int, int], Message] = {}
         batches: list[PartitionBatch] = []
@@ -391,43 +438,71 @@ class Worker:
             floor = [pending.get(p, self.progress.get(p)) for p in self.states]
             self.terminal.hold(min((f if f is not None else 0) for f in floor) if floor else None)
             t_max = max(int(c.time_ms.max()) for c in columns.values())
-            self.reader.advance_to(t_max, should_stop=lambda: self.stopping)
+            owned = {pb.partition: pb.last_offset for pb in batches}
+            self.reader.advance_to(t_max, should_stop=lambda: self.stopping, owned=owned)
         rules = self.rules.current
         now_iso = datetime.now(UTC).isoformat()
-        outputs: list[tuple[bytes, bytes]] = []
-        rows: list[SuspiciousRow] = []
-        decided: list[Decisions] = []
+        out = _Prepared(batches=batches, started=started, n_messages=len(msgs))
         for pb in batches:
             if pb.partition not in columns:
                 continue
+            cols = columns[pb.partition]
             state = self.states[pb.partition]
-            dec = process(columns[pb.partition], state, self.terminal, rules, self.model, self.thresholds)
-            decided.append(dec)
-            outputs.extend(self._encode(pb, dec, now_iso))
-            rows.extend(self._suspicious(pb, dec))
+            dec = process(cols, state, self.terminal, rules, self.model, self.thresholds)
+            out.decided[pb.partition] = dec
+            out.outputs[pb.partition] = self._encode(pb, dec, now_iso)
+            out.rows.extend(self._suspicious(pb, dec))
+            out.latest[pb.partition] = int(cols.time_ms.max())
+        out.epochs = {r.source_partition: self.epochs[r.source_partition] for r in out.rows}
+        return out
+
+    def _deliver(self, b: _Prepared) -> _Outcome:
+        """Steps 4-5, on the committer thread: rows to PostgreSQL, then the Kafka transaction."""
+        partitions = b.partitions
         try:
-            inserted = self.sink.write(rows, self.settings.topic_input,
-                                       {r.source_partition: self.epochs[r.source_partition] for r in rows})
+            inserted = self.sink.write(b.rows, self.settings.topic_input, b.epochs)
         except Fenced as exc:
-            self._fenced(exc.partitions, [pb.partition for pb in batches])
-            return
-        if not self._commit(batches, outputs):
-            return
-        for p, c in columns.items():
-            self.progress[p] = int(c.time_ms.max())
-        n_valid = sum(len(pb.valid) for pb in batches)
+            return _Outcome(b, lost=exc.partitions, rewind=[p for p in partitions if p not in exc.partitions])
+        outputs = [o for p in partitions for o in b.outputs.get(p, ())]
+        if not self._commit(b.batches, outputs):
+            return _Outcome(b, rewind=partitions)
+        return _Outcome(b, inserted=inserted)
+
+    def _settle(self) -> bool:
+        """Wait for the batch being committed (if any) and account for it. False: it failed,
+        and its partitions were rewound (see ``_rewound``)."""
+        self._rewound = set()
+        fut, self._inflight = self._inflight, None
+        if fut is None:
+            return True
+        outcome = fut.result()  # the committer's exceptions are raised here
+        if outcome.lost is not None:
+            self._fenced(outcome.lost, outcome.rewind or [])
+        elif outcome.rewind is not None:
+            self._rewind(outcome.rewind)
+        else:
+            self._account(outcome)
+            return True
+        self._rewound = set(outcome.rewind or []) | set(outcome.lost or [])
+        return False
+
+    def _account(self, outcome: _Outcome) -> None:
+        """Progress and metrics of a committed batch."""
+        b = outcome.batch
+        self.progress.update(b.latest)
+        n_valid = sum(len(pb.valid) for pb in b.batches)
         self.processed += n_valid
         metrics.TRANSACTIONS.inc(n_valid)
-        metrics.SUSPICIOUS_ROWS.inc(inserted)
-        for pb in batches:
+        metrics.SUSPICIOUS_ROWS.inc(outcome.inserted)
+        for pb in b.batches:
             for d in pb.dead:
                 metrics.DLQ.labels(d.reason).inc()
-        for dec in decided:
+        for dec in b.decided.values():
             codes, counts = np.unique(dec.decision, return_counts=True)
             for c, k in zip(codes.tolist(), counts.tolist(), strict=True):
                 metrics.DECISIONS.labels(DECISION_NAMES[c]).inc(k)
-        metrics.BATCH_SIZE.observe(len(msgs))
-        metrics.BATCH_SECONDS.observe(time.monotonic() - started)
+        metrics.BATCH_SIZE.observe(b.n_messages)
+        metrics.BATCH_SECONDS.observe(outcome.finished - b.started)
 
     def _encode(self, pb: PartitionBatch, dec: Decisions, now_iso: str) -> list[tuple[bytes, bytes]]:
         """One ``output`` message (key, JSON value) per valid transaction of ``pb``."""
@@ -507,7 +582,7 @@ class Worker:
                 self.producer.poll(0.05)
 
     def _commit(self, batches: list[PartitionBatch], outputs: list[tuple[bytes, bytes]]) -> bool:
-        """Publish the batch and its offsets atomically. False: aborted, the batch is rewound."""
+        """Publish the batch and its offsets atomically. False: aborted (the caller rewinds)."""
         topic = self.settings.topic_input
         offsets = [TopicPartition(topic, pb.partition, pb.last_offset + 1) for pb in batches]
         if not offsets:
@@ -543,7 +618,6 @@ class Worker:
                 self._reset_producer()
             else:
                 raise
-            self._rewind([pb.partition for pb in batches])
             return False
 
     def _producer_fatal(self) -> bool:
@@ -640,3 +714,44 @@ class _OffsetOnly:
 
     def offset(self) -> int:
         return self._o
+
+
+@dataclass
+class _Prepared:
+    """A decided batch waiting for its commit."""
+
+    batches: list[PartitionBatch]
+    started: float
+    n_messages: int
+    outputs: dict[int, list[tuple[bytes, bytes]]] = field(default_factory=dict)  # per partition
+    rows: list[SuspiciousRow] = field(default_factory=list)
+    decided: dict[int, Decisions] = field(default_factory=dict)
+    latest: dict[int, int] = field(default_factory=dict)  # partition -> latest event time decided
+    epochs: dict[int, int] = field(default_factory=dict)  # fencing epochs of the rows' partitions
+
+    @property
+    def partitions(self) -> list[int]:
+        return [pb.partition for pb in self.batches]
+
+    def without(self, partitions: set[int]) -> _Prepared:
+        """The batch minus ``partitions`` (revoked: their next owner decides them again)."""
+        def keep(d: dict[int, Any]) -> dict[int, Any]:
+            return {p: v for p, v in d.items() if p not in partitions}
+
+        return _Prepared(
+            batches=[pb for pb in self.batches if pb.partition not in partitions],
+            started=self.started, n_messages=self.n_messages, outputs=keep(self.outputs),
+            rows=[r for r in self.rows if r.source_partition not in partitions],
+            decided=keep(self.decided), latest=keep(self.latest), epochs=keep(self.epochs),
+        )
+
+
+@dataclass
+class _Outcome:
+    """What became of a batch handed to the committer."""
+
+    batch: _Prepared
+    inserted: int = 0
+    lost: list[int] | None = None  # fenced: another worker owns these now
+    rewind: list[int] | None = None  # aborted: consume these partitions again
+    finished: float = field(default_factory=time.monotonic)

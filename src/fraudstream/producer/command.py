@@ -13,7 +13,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from fraudstream.producer.encode import parse_duration
-from fraudstream.producer.kafka import BatchProducer
+from fraudstream.producer.kafka import LIVE_OVERRIDES, BatchProducer
 from fraudstream.producer.replay import RunSummary, live, replay
 from fraudstream.settings import load_settings
 
@@ -54,7 +54,7 @@ def produce(
     if live_mode and rate <= 0:
         rate = 1000.0
     delay = parse_duration(label_delay) if labels else None
-    producer = BatchProducer(settings)
+    producer = BatchProducer(settings, **(LIVE_OVERRIDES if live_mode else {}))
     stop = {"flag": False}
     signal.signal(signal.SIGTERM, lambda *_: stop.update(flag=True))
     total = count if live_mode else len(frame)

@@ -22,6 +22,11 @@ class SendStats:
     error_samples: list[str] = field(default_factory=list)
 
 
+#: A live producer (a payment gateway) sends each transaction as it comes: waiting to fill
+#: batches would add its wait to every transaction's latency.
+LIVE_OVERRIDES = {"linger.ms": 2}
+
+
 class BatchProducer:
     """Idempotent (``acks=all``) producer sending lists of pre-encoded messages.
 

@@ -9,10 +9,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-import numpy as np
 import pandas as pd
 
-from fraudstream.producer.encode import encode_labels, encode_transactions, epoch_ms
+from fraudstream.producer.encode import LiveTemplates, encode_labels, encode_transactions, epoch_ms
 from fraudstream.producer.kafka import BatchProducer, SendStats
 from fraudstream.producer.schedule import replay_schedule
 
@@ -111,37 +110,41 @@ def live(
     progress: Progress | None = None,
     should_stop: Callable[[], bool] = lambda: False,
     now: Callable[[], datetime] = lambda: datetime.now(UTC),
+    tick: float = 0.01,
 ) -> RunSummary:
     """Stream rows of ``frame`` cyclically with event time = now, at ``rate`` tx/s.
 
     Each row gets a fresh transaction id (run prefix + sequence); its label is sent once
-    ``label_delay`` of wall-clock time has passed.
+    ``label_delay`` of wall-clock time has passed. Rows go out in chunks every ``tick``
+    seconds (stamped when sent): short, so that traffic arrives about as smoothly as real
+    payments would.
     """
     started = time.monotonic()
     run = uuid.uuid4().hex[:8]
-    tick = 0.05
     per_tick = max(1, int(rate * tick))
     pacer = _Pacer(rate)
-    due: deque[tuple[datetime, pd.DataFrame]] = deque()
+    templates = LiveTemplates(frame)
+    due: deque[tuple[datetime, list[int], list[str]]] = deque()
     sent_tx = sent_labels = 0
     pos = 0
     while not should_stop() and (count is None or sent_tx < count):
         n = per_tick if count is None else min(per_tick, count - sent_tx)
-        idx = (np.arange(pos, pos + n) % len(frame))
-        pos = (pos + n) % len(frame)
-        chunk = frame.iloc[idx].copy()
+        rows = [(pos + i) % len(templates) for i in range(n)]
+        pos = (pos + n) % len(templates)
+        ids = [f"{run}-{sent_tx + i}" for i in range(n)]
         stamp = now()
-        chunk["tx_datetime"] = pd.Series([stamp] * n, index=chunk.index).astype("datetime64[ns, UTC]")
-        chunk["transaction_id"] = [f"{run}-{sent_tx + i}" for i in range(n)]
-        _send_tx(producer, topic_input, chunk)
+        stamp_ms = int(stamp.timestamp() * 1000)
+        producer.send(topic_input, [templates.keys[r] for r in rows],
+                      templates.transactions(rows, ids, stamp), [stamp_ms] * n)
         sent_tx += n
         if label_delay is not None:
-            due.append((stamp + label_delay, chunk))
+            due.append((stamp + label_delay, rows, ids))
         while due and due[0][0] <= now():
-            _, lab = due.popleft()
-            when = pd.Series([now()] * len(lab), index=lab.index).astype("datetime64[ns, UTC]")
-            _send_labels(producer, topic_training, lab, when)
-            sent_labels += len(lab)
+            _, lrows, lids = due.popleft()
+            when = now()
+            producer.send(topic_training, [i.encode() for i in lids], templates.labels(lrows, lids, when),
+                          [int(when.timestamp() * 1000)] * len(lids))
+            sent_labels += len(lids)
         if progress:
             progress(n)
         pacer.wait(sent_tx)
