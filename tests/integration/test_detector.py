@@ -84,8 +84,9 @@ def test_input_arriving_after_the_detector_caught_up_keeps_features_exact(
         part = frame.iloc[idx]
         feed(pipeline.settings, part)
         sent |= valid & set(part["transaction_id"].astype(str))
+        n_sent = len(sent)
         read_topic(pipeline.settings, pipeline.settings.topic_output,
-                   until=lambda out, n=len(sent): len(out) >= n, timeout_s=300)
+                   until=lambda out, n=n_sent: len(out) >= n, timeout_s=300)
     out = check_exactly_once(pipeline, valid)
     check_features(out, ref)
 

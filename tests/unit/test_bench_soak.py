@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
+
+from fraudstream.bench.loadgen import event_clock
 from fraudstream.bench.soak import SoakConfig, judge
 
 CFG = SoakConfig(rate=5000, seconds=600, warmup_s=60)
@@ -30,3 +33,21 @@ def test_the_warm_up_is_ignored_and_too_few_samples_fail() -> None:
     v = judge(series(lambda t: 100 if t < 60 else 600, lambda t: 100_000 if t < 60 else 0), CFG)
     assert v["flat_memory"] and v["flat_lag"]
     assert not judge([{"t": 70.0, "rss_mb": 1.0, "lag": 0}], CFG)["flat_memory"]
+
+
+def test_the_default_soak_runs_event_time_through_full_windows() -> None:
+    cfg = SoakConfig(rate=5000, seconds=600)
+    assert cfg.speedup * cfg.seconds >= 60 * 86_400  # 10 minutes cover 60+ days of event time
+    assert cfg.warmup_s is not None and cfg.warmup_s * cfg.speedup >= 38 * 86_400  # windows full
+    assert cfg.label_delay_s == 7 * 86_400
+    assert SoakConfig(speedup=1).label_delay_s == 60 and SoakConfig(speedup=1).warmup_s == 60
+
+
+def test_the_event_clock_runs_fast_and_ends_now_never_later() -> None:
+    before = datetime.now(UTC)
+    clock = event_clock(span_s=600, speedup=14_400)
+    first = clock()
+    assert before - timedelta(days=100, seconds=5) <= first <= before - timedelta(days=99)
+    later = clock()
+    assert first <= later <= datetime.now(UTC)
+    assert event_clock(600, 1.0)() >= before  # no speedup: event time is now

@@ -43,6 +43,10 @@ def bench(
         float | None, typer.Option(help="Seconds of the live-producer variant (0: skip).")
     ] = None,
     naive_seconds: Annotated[float | None, typer.Option(help="Seconds of the naive baseline.")] = None,
+    customers: Annotated[
+        int | None, typer.Option(help="Simulated customers (state size; default 5,000).")
+    ] = None,
+    terminals: Annotated[int | None, typer.Option(help="Simulated terminals (default 10,000).")] = None,
     out: Annotated[Path, typer.Option(help="Folder for results.json, bench.png and logs.")] = Path(
         "bench-results"
     ),
@@ -69,6 +73,8 @@ def bench(
         ("live_rate", live_rate),
         ("live_seconds", live_seconds),
         ("naive_seconds", naive_seconds),
+        ("customers", customers),
+        ("terminals", terminals),
     ):
         if value is not None:
             setattr(cfg, name, value)
@@ -107,16 +113,22 @@ def run_bench(base, cfg, out: Path, command: str = "") -> dict:  # noqa: ANN001 
 def soak(
     rate: Annotated[float, typer.Option(help="Offered tx/s (live producer, event time = now).")] = 5000.0,
     minutes: Annotated[float, typer.Option(help="Duration of the load.")] = 10.0,
+    speedup: Annotated[
+        float, typer.Option(help="Event time runs this many times faster than wall time (1: now).")
+    ] = 14_400.0,
     out: Annotated[Path, typer.Option(help="Folder for soak.json and logs.")] = Path("soak-results"),
     keep: Annotated[bool, typer.Option(help="Keep the soak's topics and database.")] = False,
 ) -> None:
-    """One detector under a steady live load: are its memory and lag flat? (bounded, stops itself)."""
+    """One detector under a steady live load: are its memory and lag flat? (bounded, stops itself).
+
+    Event time runs --speedup times faster than wall time (ending now), so that the 30-day
+    windows fill and expire within the run: only then can memory be flat."""
     from fraudstream.bench.soak import SoakConfig, run_soak
     from fraudstream.settings import load_settings
 
     signal.signal(signal.SIGTERM, _interrupt)
     signal.signal(signal.SIGINT, _interrupt)
-    cfg = SoakConfig(rate=rate, seconds=minutes * 60, keep=keep)
+    cfg = SoakConfig(rate=rate, seconds=minutes * 60, speedup=speedup, keep=keep)
     result = run_soak(load_settings(), cfg, out, progress=lambda s: console.print(f"[dim]{s}[/]"))
     v = result.verdict
     console.print(f"sent {result.sent:,} tx in {minutes:g} min at {rate:g} tx/s offered")

@@ -12,7 +12,8 @@ import argparse
 import json
 import signal
 import time
-from datetime import timedelta
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 
 import pandas as pd
 
@@ -27,7 +28,10 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--mode", choices=("replay", "live"), required=True)
     ap.add_argument("--rate", type=float, default=0.0)
     ap.add_argument("--count", type=int, default=None)
-    ap.add_argument("--label-delay", type=float, default=None, help="seconds; omitted: no labels")
+    ap.add_argument("--label-delay", type=float, default=None,
+                    help="seconds of event time; omitted: no labels")
+    ap.add_argument("--speedup", type=float, default=1.0,
+                    help="live: event time runs this many times faster than wall time, ending now")
     ap.add_argument("--summary", required=True)
     a = ap.parse_args(argv)
     settings = load_settings()
@@ -50,7 +54,8 @@ def main(argv: list[str] | None = None) -> None:
     else:
         if a.count is None:
             raise SystemExit("--count is required in live mode (every load loop is bounded)")
-        s = live(producer, frame, rate=a.rate, count=a.count, should_stop=lambda: stop["flag"], **kwargs)
+        s = live(producer, frame, rate=a.rate, count=a.count, should_stop=lambda: stop["flag"],
+                 now=event_clock(a.count / a.rate if a.rate > 0 else 0.0, a.speedup), **kwargs)
     with open(a.summary, "w") as f:
         json.dump(
             {
@@ -64,6 +69,23 @@ def main(argv: list[str] | None = None) -> None:
             },
             f,
         )
+
+
+def event_clock(span_s: float, speedup: float) -> Callable[[], datetime]:
+    """Event time for a live run of ``span_s`` wall seconds: now when ``speedup`` is 1;
+    otherwise it runs ``speedup`` times faster and ends at about now, so that a bounded run
+    covers weeks of event time (the detector's 30-day windows fill and start expiring) without
+    ever being in the future."""
+    if speedup == 1.0:
+        return lambda: datetime.now(UTC)
+    wall_start = datetime.now(UTC)
+    event_start = wall_start - timedelta(seconds=span_s * speedup)
+
+    def now() -> datetime:
+        wall = datetime.now(UTC)
+        return min(wall, event_start + (wall - wall_start) * speedup)
+
+    return now
 
 
 if __name__ == "__main__":

@@ -165,6 +165,7 @@ def _loadgen(
     rate: float = 0.0,
     count: int | None = None,
     label_delay_s: float | None = None,
+    speedup: float = 1.0,
 ):
     summary = sb.log_dir / f"{sb.database}-{name}.json"
     args = [
@@ -182,6 +183,8 @@ def _loadgen(
         args += ["--count", str(count)]
     if label_delay_s is not None:
         args += ["--label-delay", str(label_delay_s)]
+    if speedup != 1.0:
+        args += ["--speedup", str(speedup)]
     proc = sb.spawn(f"{sb.database}-{name}", *args)
     comps.producer = [proc.pid]
     return proc, summary

@@ -1,9 +1,16 @@
 """``fraudstream soak``: one detector under a steady live load; memory and lag must stay flat.
 
-A live producer offers ``rate`` tx/s (event time = now, labels ``label_delay_s`` later) for
-``seconds``; every ``sample_s`` the detector's RSS and the consumer lag of its group (end
-offsets of ``input`` minus the group's committed offsets) are sampled. After a warm-up (the
-first ``warmup_s``: imports, state growing to its steady window), memory is "flat" when a
+A live producer offers ``rate`` tx/s for ``seconds`` of wall time, with labels
+``label_delay_s`` of event time later; every ``sample_s`` the detector's RSS and the consumer
+lag of its group (end offsets of ``input`` minus the group's committed offsets) are sampled.
+
+Event time runs ``speedup`` times faster than wall time (ending at now): the detector keeps
+30 days of every customer and 38 of every terminal, so with event time = wall time a
+10-minute run would only ever add state, and its memory could not be flat whether it leaks or
+not. At the default 14,400 (4 event hours per second) the windows are full after about four
+minutes and expire as much as arrives from then on: a steady state whose memory must be flat.
+
+After a warm-up (the first ``warmup_s``: imports, state growing to its steady window), memory is "flat" when a
 least-squares line through the RSS samples rises less than ``max_growth`` of the mean over the
 measured window, and lag is "flat" when it never exceeds ``max_lag_s`` seconds of traffic and
 ends below 2 seconds of traffic. Bounded: the producer stops after ``seconds``; the whole run
@@ -35,11 +42,18 @@ class SoakConfig:
     rate: float = 5000.0
     seconds: float = 600.0
     sample_s: float = 10.0
-    warmup_s: float = 60.0
-    label_delay_s: float = 60.0
+    speedup: float = 14_400.0
+    warmup_s: float | None = None  # default: until the windows are full (45 event days)
+    label_delay_s: float | None = None  # event time; default 7 days (60 s without speedup)
     max_growth: float = 0.10
     max_lag_s: float = 10.0
     keep: bool = False
+
+    def __post_init__(self) -> None:
+        if self.warmup_s is None:
+            self.warmup_s = 60.0 if self.speedup <= 1 else max(60.0, 45 * 86_400 / self.speedup)
+        if self.label_delay_s is None:
+            self.label_delay_s = 60.0 if self.speedup <= 1 else 7 * 86_400.0
 
 
 @dataclass
@@ -65,7 +79,8 @@ def _lag(probe: Consumer, topic: str, partitions: list[int]) -> int:
 
 def judge(samples: list[dict[str, float]], cfg: SoakConfig) -> dict[str, Any]:
     """The verdict (pure: unit-tested on made-up series)."""
-    steady = [s for s in samples if s["t"] >= cfg.warmup_s]
+    warmup = cfg.warmup_s if cfg.warmup_s is not None else 60.0
+    steady = [s for s in samples if s["t"] >= warmup]
     if len(steady) < 3:
         return {"flat_memory": False, "flat_lag": False, "reason": "too few samples after warm-up"}
     t = np.array([s["t"] for s in steady])
@@ -101,7 +116,8 @@ def run_soak(base: Settings, cfg: SoakConfig, out: Path, progress: Callable[[str
         topic = sb.settings.topic_input
         parts = sorted(probe.list_topics(topic, timeout=30).topics[topic].partitions)
         proc, summary = _loadgen(sb, comps, "soak", frame_path, "live", rate=cfg.rate,
-                                 count=int(cfg.rate * cfg.seconds), label_delay_s=cfg.label_delay_s)
+                                 count=int(cfg.rate * cfg.seconds), label_delay_s=cfg.label_delay_s,
+                                 speedup=cfg.speedup)
         started = time.monotonic()
         hard_stop = started + cfg.seconds + 120
         next_sample = started
