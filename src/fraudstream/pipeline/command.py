@@ -16,6 +16,9 @@ log = structlog.get_logger(__name__)
 def detect(
     group: Annotated[str, typer.Option(help="Consumer group of the workers.")] = "fraudstream-detector",
     batch_size: Annotated[int, typer.Option(help="Max messages per batch (one Kafka transaction).")] = 20000,
+    commit_interval_ms: Annotated[
+        float, typer.Option(help="At most one Kafka transaction per this many ms (0: back to back).")
+    ] = 0.0,
     metrics_port: Annotated[int | None, typer.Option(help="Serve Prometheus /metrics on this port.")] = None,
     review_threshold: Annotated[float, typer.Option(help="Score from which to review.")] = 0.5,
     decline_threshold: Annotated[float, typer.Option(help="Score from which to decline.")] = 0.8,
@@ -42,6 +45,7 @@ def detect(
     # Every connection the worker opens uses the detector's least-privilege login.
     worker = Worker(
         settings.for_detector(), group_id=group, batch_size=batch_size,
+        commit_interval_s=commit_interval_ms / 1000,
         thresholds=Thresholds(review=review_threshold, decline=decline_threshold),
     )
     worker.install_signal_handlers()

@@ -95,6 +95,7 @@ class Worker:
         *,
         group_id: str = "fraudstream-detector",
         batch_size: int = DEFAULT_BATCH_SIZE,
+        commit_interval_s: float = 0.0,
         thresholds: Thresholds | None = None,
         clock_ms: Callable[[], int] = wall_clock_ms,
         model: Model | None = None,
@@ -102,6 +103,8 @@ class Worker:
         self.settings = settings
         self.group_id = group_id
         self.batch_size = batch_size
+        self.commit_interval_s = commit_interval_s
+        self._last_commit = 0.0  # monotonic time the last batch was handed to the committer
         self.thresholds = thresholds or Thresholds()
         self.clock_ms = clock_ms
         self.model = model
@@ -197,9 +200,7 @@ class Worker:
         gc.set_threshold(GC_YOUNG_THRESHOLD, thresholds[1], thresholds[2])
         try:
             while not self.stopping:
-                # A decided batch waits for this call: take whatever is ready, without waiting.
-                wait_s = 0.0 if self._pending is not None else 0.2
-                msgs = consume_ready(self.consumer, self.batch_size, wait_s=wait_s)
+                msgs = self._consume()
                 self.rules.poll()
                 self._poll_model()
                 good = [m for m in msgs if m.error() is None]
@@ -222,6 +223,16 @@ class Worker:
                 log.warning("worker.stop.uncommitted", error=str(exc))
             finally:
                 self.close()
+
+    def _consume(self) -> list[Message]:
+        """The next batch. Nothing decided: wait for the first message. A decided batch waits
+        for this call: take what is ready, or what arrives until the commit interval is up."""
+        if self._pending is None:
+            return consume_ready(self.consumer, self.batch_size, wait_s=0.2)
+        wait_s = self._last_commit + self.commit_interval_s - time.monotonic()
+        if wait_s <= 0:
+            return consume_ready(self.consumer, self.batch_size, wait_s=0.0)
+        return self.consumer.consume(self.batch_size, timeout=wait_s)
 
     def _poll_model(self, force: bool = False) -> None:
         """Pick up a newly promoted model between batches (within about a second)."""
@@ -404,6 +415,7 @@ class Worker:
         """Commit the pending batch while deciding ``msgs``, which becomes the pending one."""
         pending, self._pending = self._pending, None
         if pending is not None and pending.batches:
+            self._last_commit = time.monotonic()
             self._inflight = self._committer.submit(self._deliver, pending)
         prepared = self._prepare(msgs) if msgs else None
         if not self._settle():
