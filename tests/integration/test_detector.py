@@ -19,6 +19,8 @@ import pytest
 from fraudstream.features.definitions import FEATURE_NAMES
 
 from .conftest import Pipeline
+from fraudstream.producer.encode import encode_transactions
+
 from .streams import decisions, feed, read_topic
 
 pytestmark = pytest.mark.integration
@@ -78,7 +80,11 @@ def test_input_arriving_after_the_detector_caught_up_keeps_features_exact(
     (it once stopped there, and terminal features were computed from a stale table)."""
     frame, ref = handbook_60d
     valid = expected_valid(frame)
-    pipeline.start_detector("--batch-size", "5000")
+    # The feed's producer sends each partition's batches on their own (50 ms linger, acks=all
+    # from 3 brokers on 2 loaded cores): a moment's transactions reach the partitions up to
+    # some hundreds of ms apart. Exact features need the grace to cover that (CI once missed
+    # one 10-minute terminal count with the 100 ms default).
+    pipeline.start_detector("--batch-size", "5000", "--arrival-grace-ms", "3000")
     sent: set[str] = set()
     for idx in np.array_split(np.arange(len(frame)), 4):
         part = frame.iloc[idx]
@@ -104,3 +110,38 @@ def test_kill_minus_9_mid_stream_keeps_exactly_once_and_features(pipeline: Pipel
         workers.append(pipeline.start_detector("--batch-size", "1000", name="restart"))
     out = check_exactly_once(pipeline, expected_valid(frame))
     check_features(out, ref)
+
+
+def _produce_at(settings, producer, partition: int, tx_id: str, customer: str, terminal: str,
+                when: pd.Timestamp) -> None:
+    row = pd.DataFrame({"transaction_id": [tx_id], "tx_datetime": [when], "customer_id": [customer],
+                        "terminal_id": [terminal], "tx_amount": [12.5]})
+    producer.produce(settings.topic_input, encode_transactions(row)[0], customer.encode(),
+                     partition=partition, timestamp=int(when.timestamp() * 1000))
+    assert producer.flush(30) == 0
+
+
+def test_a_transaction_reaching_its_partition_late_is_counted_within_the_grace(
+    pipeline: Pipeline,
+) -> None:
+    """Live traffic, one worker idle at the end of every partition. B (terminal T, time t0 + 60 s)
+    arrives on one partition; A (same terminal, t0) on another partition one second later, as
+    a slow producer would deliver it. Within the arrival grace B's 10-minute terminal count
+    must include A (the offline definition counts it); without the grace B was decided before
+    A arrived and counted 0."""
+    from confluent_kafka import Producer
+
+    settings = pipeline.settings
+    producer = Producer({**settings.kafka_client_config(), "log_level": 3})
+    t0 = pd.Timestamp.now(tz="UTC").floor("s") - pd.Timedelta(days=1)
+    pipeline.start_detector("--arrival-grace-ms", "4000")
+    _produce_at(settings, producer, 0, "warm", "cw", "TW", t0 - pd.Timedelta(hours=1))
+    read_topic(settings, settings.topic_output, until=lambda out: len(out) >= 1, timeout_s=120)
+    _produce_at(settings, producer, 1, "B", "cb", "T", t0 + pd.Timedelta(seconds=60))
+    time.sleep(1.0)
+    _produce_at(settings, producer, 2, "A", "ca", "T", t0)
+    out = {d["transaction_id"]: d for d in decisions(read_topic(
+        settings, settings.topic_output, until=lambda out: len(out) >= 3, timeout_s=120))}
+    assert set(out) == {"warm", "A", "B"}
+    assert out["B"]["features"]["TERMINAL_ID_NB_TX_10MIN_WINDOW"] == 1
+    assert out["A"]["features"]["TERMINAL_ID_NB_TX_10MIN_WINDOW"] == 0

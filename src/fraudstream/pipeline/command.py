@@ -19,6 +19,11 @@ def detect(
     commit_interval_ms: Annotated[
         float, typer.Option(help="At most one Kafka transaction per this many ms (0: back to back).")
     ] = 0.0,
+    arrival_grace_ms: Annotated[
+        float, typer.Option(help="Before deciding, wait this long after a batch arrives for other "
+                            "partitions at their end to catch up (live traffic: 10-minute "
+                            "terminal counts miss transactions later than this; 0: no wait).")
+    ] = 100.0,
     metrics_port: Annotated[int | None, typer.Option(help="Serve Prometheus /metrics on this port.")] = None,
     review_threshold: Annotated[float, typer.Option(help="Score from which to review.")] = 0.5,
     decline_threshold: Annotated[float, typer.Option(help="Score from which to decline.")] = 0.8,
@@ -45,7 +50,7 @@ def detect(
     # Every connection the worker opens uses the detector's least-privilege login.
     worker = Worker(
         settings.for_detector(), group_id=group, batch_size=batch_size,
-        commit_interval_s=commit_interval_ms / 1000,
+        commit_interval_s=commit_interval_ms / 1000, arrival_grace_s=arrival_grace_ms / 1000,
         thresholds=Thresholds(review=review_threshold, decline=decline_threshold),
     )
     worker.install_signal_handlers()

@@ -9,7 +9,11 @@ repartition topic and a stream-stream join.
 Correctness across workers comes from event-time alignment: before a worker computes
 features for transactions up to time ``t``, :meth:`GlobalReader.advance_to` reads until
 every partition of both topics has passed ``t`` (its last message is later than ``t``) or is
-at its end. Terminal features only look at transactions strictly before ``t`` (10-minute
+at its end. In live traffic "at its end" is only as good as the producers: a transaction of the
+same moment may reach another partition some milliseconds after the worker's own (producers
+send each partition's batch on its own), so an end counts only once ``arrival_grace`` of wall
+time has passed since the worker's batch arrived (a backlog never waits: its partitions are
+past ``t``). A transaction later than that is missing from one 10-minute terminal count. Terminal features only look at transactions strictly before ``t`` (10-minute
 count) or at least 7 days old (handbook windows), and at labels stamped no later than ``t``,
 so every worker computes the same values whatever else it has read (the reader may run
 ahead of the slowest partition; the terminal state only forgets events older than the
@@ -24,6 +28,7 @@ from there (:meth:`GlobalReader.decoded`) instead of decoding the same bytes aga
 
 from __future__ import annotations
 
+import time
 import uuid
 from collections import deque
 from collections.abc import Callable
@@ -66,10 +71,12 @@ class GlobalReader:
         settings: Settings,
         terminal: TerminalState,
         now_ms: Callable[[], int],
+        wall_s: Callable[[], float] = time.monotonic,
     ) -> None:
         self.settings = settings
         self.terminal = terminal
         self.now_ms = now_ms
+        self.wall_s = wall_s  # for arrival grace deadlines (``advance_to``)
         self.consumer = Consumer({
             **settings.kafka_client_config(),
             "group.id": f"fraudstream-global-{uuid.uuid4().hex[:12]}",
@@ -115,15 +122,17 @@ class GlobalReader:
         log.info("global_reader.start", from_ms=from_ms, partitions=len(tps))
 
     # ---- reading ---------------------------------------------------------------------
-    def ready(self, t_ms: int, owned: dict[int, int] | None = None) -> bool:
-        """Whether every partition is past ``t_ms`` or at its end; a partition of the worker's
-        batch is not at its end before the reader has read the batch (``owned``: partition ->
-        last offset in the batch), whatever the last fetch response said."""
+    def ready(self, t_ms: int, owned: dict[int, int] | None = None, settled: bool = True) -> bool:
+        """Whether every partition is past ``t_ms`` or (once ``settled``) at its end; a
+        partition of the worker's batch is not at its end before the reader has read the batch
+        (``owned``: partition -> last offset in the batch), whatever the last fetch said."""
         owned = owned or {}
         input_topic = self.topics[0]
         for k, last in self.last.items():
             if last > t_ms:
                 continue
+            if not settled:
+                return False
             if k[0] == input_topic and self.position.get(k, -1) <= owned.get(k[1], -1):
                 return False
             if not self._at_end(k):
@@ -144,13 +153,18 @@ class GlobalReader:
         t_ms: int,
         should_stop: Callable[[], bool] = lambda: False,
         owned: dict[int, int] | None = None,
+        settle_at: float | None = None,
     ) -> None:
-        """Read until every partition of ``input`` and ``training`` is past ``t_ms`` or at its
-        end, and the worker's own partitions up to the offsets of its batch (``owned``)."""
-        while not self.ready(t_ms, owned):
+        """Read until every partition of ``input`` and ``training`` is past ``t_ms``, or at its
+        end at ``settle_at`` (``wall_s`` time: when the batch arrived plus the arrival grace)
+        or later, and the worker's own partitions up to the offsets of its batch (``owned``)."""
+        while True:
+            left = 0.0 if settle_at is None else settle_at - self.wall_s()
+            if self.ready(t_ms, owned, settled=left <= 0):
+                return
             if should_stop():
                 raise InterruptedError("stopping")
-            self.poll(0.05)
+            self.poll(min(0.05, left) if left > 0 else 0.05)
 
     def poll(self, timeout_s: float = 0.2) -> int:
         msgs = consume_ready(self.consumer, 10000, timeout_s)

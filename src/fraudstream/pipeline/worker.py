@@ -77,6 +77,10 @@ TERMINAL_HISTORY_MS = 38 * DAY_MS  # terminal windows (7 + 30 d) + margin
 TERMINAL_LATE_MARGIN_MS = 2 * DAY_MS
 #: Messages per batch (one Kafka transaction each): a commit costs tens of ms whatever its size.
 DEFAULT_BATCH_SIZE = 20_000
+#: How long a batch waits, after it arrived, for other partitions at their end to receive the
+#: transactions of the same moment (see ``GlobalReader``): live latency against exact 10-minute
+#: terminal counts when producers deliver partitions a little apart.
+DEFAULT_ARRIVAL_GRACE_S = 0.1
 GC_YOUNG_THRESHOLD = 20_000  # allocations between young collections (Python's default: 700)
 _encoder = msgspec.json.Encoder()
 #: ``Decision.features`` as a Struct: encodes as the same JSON object as the dict.
@@ -95,6 +99,7 @@ class Worker:
         group_id: str = "fraudstream-detector",
         batch_size: int = DEFAULT_BATCH_SIZE,
         commit_interval_s: float = 0.0,
+        arrival_grace_s: float = DEFAULT_ARRIVAL_GRACE_S,
         thresholds: Thresholds | None = None,
         clock_ms: Callable[[], int] = wall_clock_ms,
         model: Model | None = None,
@@ -103,6 +108,7 @@ class Worker:
         self.group_id = group_id
         self.batch_size = batch_size
         self.commit_interval_s = commit_interval_s
+        self.arrival_grace_s = arrival_grace_s
         self._last_commit = 0.0  # monotonic time the last batch was handed to the committer
         self.thresholds = thresholds or Thresholds()
         self.clock_ms = clock_ms
@@ -410,6 +416,7 @@ class Worker:
 
     def _handle(self, msgs: list[Message]) -> None:
         """Commit the pending batch, then decide ``msgs``, which becomes the pending one."""
+        arrived = time.monotonic()
         pending, self._pending = self._pending, None
         if pending is not None and pending.batches:
             self._last_commit = time.monotonic()
@@ -422,7 +429,7 @@ class Worker:
                 self._inflight.set_result(self._deliver(pending))
             except Exception as exc:  # noqa: BLE001 - re-raised by _settle
                 self._inflight.set_exception(exc)
-        prepared = self._prepare(msgs) if msgs else None
+        prepared = self._prepare(msgs, arrived) if msgs else None
         if not self._settle():
             if prepared is not None:
                 # The committed batch was rewound; this one was decided on top of it.
@@ -431,8 +438,9 @@ class Worker:
             return
         self._pending = prepared
 
-    def _prepare(self, msgs: list[Message]) -> _Prepared:
-        """Steps 1-3: validate, features, rules, score, decision; encode outputs and rows."""
+    def _prepare(self, msgs: list[Message], arrived: float) -> _Prepared:
+        """Steps 1-3: validate, features, rules, score, decision; encode outputs and rows.
+        ``arrived``: monotonic time ``msgs`` were consumed (the arrival grace counts from it)."""
         started = time.monotonic()
         by_offset: dict[tuple[int, int], Message] = {}
         batches: list[PartitionBatch] = []
@@ -456,7 +464,8 @@ class Worker:
             self.terminal.hold(min((f if f is not None else 0) for f in floor) if floor else None)
             t_max = max(int(c.time_ms.max()) for c in columns.values())
             owned = {pb.partition: pb.last_offset for pb in batches}
-            self.reader.advance_to(t_max, should_stop=lambda: self.stopping, owned=owned)
+            self.reader.advance_to(t_max, should_stop=lambda: self.stopping, owned=owned,
+                                   settle_at=arrived + self.arrival_grace_s)
         rules = self.rules.current
         now_iso = datetime.now(UTC).isoformat()
         out = _Prepared(batches=batches, started=started, n_messages=len(msgs))
