@@ -17,10 +17,9 @@ import psycopg
 import pytest
 
 from fraudstream.features.definitions import FEATURE_NAMES
-
-from .conftest import Pipeline
 from fraudstream.producer.encode import encode_transactions
 
+from .conftest import Pipeline
 from .streams import decisions, feed, read_topic
 
 pytestmark = pytest.mark.integration

@@ -6,20 +6,20 @@ terminal state (:class:`~fraudstream.features.terminal.TerminalState`), fed by t
 from all partitions (a consumer with ``assign``, no group, nothing committed), instead of a
 repartition topic and a stream-stream join.
 
-Correctness across workers comes from event-time alignment: before a worker computes
-features for transactions up to time ``t``, :meth:`GlobalReader.advance_to` reads until
-every partition of both topics has passed ``t`` (its last message is later than ``t``) or is
-at its end. In live traffic "at its end" is only as good as the producers: a transaction of the
-same moment may reach another partition some milliseconds after the worker's own (producers
-send each partition's batch on its own), so an end counts only once ``arrival_grace`` of wall
-time has passed since the worker's batch arrived (a backlog never waits: its partitions are
-past ``t``). A transaction later than that is missing from one 10-minute terminal count. Terminal features only look at transactions strictly before ``t`` (10-minute
-count) or at least 7 days old (handbook windows), and at labels stamped no later than ``t``,
-so every worker computes the same values whatever else it has read (the reader may run
-ahead of the slowest partition; the terminal state only forgets events older than the
-horizon behind the earliest time still to be decided, see ``Worker``). A replayed or restarted
-worker starts this reader ``horizon`` before the oldest committed position, which rebuilds the
-state from the log itself.
+Correctness across workers comes from event-time alignment: before a worker computes features
+for transactions up to time ``t``, :meth:`GlobalReader.advance_to` reads until every partition
+of both topics has passed ``t`` (its last message is later than ``t``) or is at its end. In live
+traffic "at its end" is only as good as the producers: a transaction of the same moment may
+reach another partition some milliseconds after the worker's own (producers send each
+partition's batch on its own), so an end counts only once ``arrival_grace`` of wall time has
+passed since the worker's batch arrived (a backlog never waits: its partitions are past ``t``).
+A transaction later than that is missing from one 10-minute terminal count. Terminal features
+only look at transactions strictly before ``t`` (10-minute count) or at least 7 days old
+(handbook windows), and at labels stamped no later than ``t``, so every worker computes the same
+values whatever else it has read (the reader may run ahead of the slowest partition; the
+terminal state only forgets events older than the horizon behind the earliest time still to be
+decided, see ``Worker``). A replayed or restarted worker starts this reader ``horizon`` before
+the oldest committed position, which rebuilds the state from the log itself.
 
 Each ``input`` message is validated once per worker: the reader keeps what it accepted from the
 partitions the worker owns (:meth:`GlobalReader.share`) and the worker's consumer takes it
