@@ -89,3 +89,4 @@ def test_the_batch_s_own_partition_must_be_read_past_the_batch() -> None:
     assert not r.ready(1_000, {0: 9}, settled=True)
     r.position[("input", 0)] = 10
     assert r.ready(1_000, {0: 9}, settled=True)
+

@@ -34,7 +34,6 @@ import signal
 import time
 import uuid
 from collections.abc import Callable
-from concurrent.futures import Future
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -109,7 +108,7 @@ class Worker:
         self.batch_size = batch_size
         self.commit_interval_s = commit_interval_s
         self.arrival_grace_s = arrival_grace_s
-        self._last_commit = 0.0  # monotonic time the last batch was handed to the committer
+        self._last_commit = 0.0  # monotonic time the last batch was committed
         self.thresholds = thresholds or Thresholds()
         self.clock_ms = clock_ms
         self.model = model
@@ -142,8 +141,6 @@ class Worker:
                                                                   features=FEATURE_NAMES)
         self.processed = 0
         self._pending: _Prepared | None = None  # decided, committed after the next consume
-        self._inflight: Future[_Outcome] | None = None  # being committed
-        self._rewound: set[int] = set()  # partitions the last _settle rewound
         self._last_lag = 0.0
         self._last_processed = 0
 
@@ -314,6 +311,12 @@ class Worker:
         return min(t for t in times if t is not None) - TERMINAL_HISTORY_MS
 
     def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        if self.stopping:
+            # Stopping (SIGTERM), maybe inside consumer.close(): the group hands these on as
+            # soon as we leave. Claiming them would fetch committed offsets, which a closing
+            # consumer never gets (a worker once failed its clean stop after a 30 s timeout).
+            log.info("partitions.assigned.ignored", partitions=[tp.partition for tp in partitions])
+            return
         resumes: list[int] = []
         committed = self._committed([tp.partition for tp in partitions])
         for tp in partitions:
@@ -418,22 +421,20 @@ class Worker:
         """Commit the pending batch, then decide ``msgs``, which becomes the pending one."""
         arrived = time.monotonic()
         pending, self._pending = self._pending, None
+        outcome = None
         if pending is not None and pending.batches:
             self._last_commit = time.monotonic()
             # Committed here, in this thread: on a committer thread overlapping the next
             # batch (faster: 44k tx/s measured), both workers of the broker fail-over test hung
             # for good in send_offsets_to_transaction and a stalled worker's partitions never
             # moved (CI, session 11). Not understood yet: serial until it is.
-            self._inflight = Future()
-            try:
-                self._inflight.set_result(self._deliver(pending))
-            except Exception as exc:  # noqa: BLE001 - re-raised by _settle
-                self._inflight.set_exception(exc)
+            outcome = self._deliver(pending)
         prepared = self._prepare(msgs, arrived) if msgs else None
-        if not self._settle():
+        rewound = self._settle(outcome) if outcome is not None else None
+        if rewound is not None:
             if prepared is not None:
                 # The committed batch was rewound; this one was decided on top of it.
-                again = [p for p in prepared.partitions if p in self.states and p not in self._rewound]
+                again = [p for p in prepared.partitions if p in self.states and p not in rewound]
                 self._rewind(again)
             return
         self._pending = prepared
@@ -483,7 +484,7 @@ class Worker:
         return out
 
     def _deliver(self, b: _Prepared) -> _Outcome:
-        """Steps 4-5, on the committer thread: rows to PostgreSQL, then the Kafka transaction."""
+        """Steps 4-5: rows to PostgreSQL, then the Kafka transaction."""
         partitions = b.partitions
         try:
             inserted = self.sink.write(b.rows, self.settings.topic_input, b.epochs)
@@ -494,23 +495,17 @@ class Worker:
             return _Outcome(b, rewind=partitions)
         return _Outcome(b, inserted=inserted)
 
-    def _settle(self) -> bool:
-        """Wait for the batch being committed (if any) and account for it. False: it failed,
-        and its partitions were rewound (see ``_rewound``)."""
-        self._rewound = set()
-        fut, self._inflight = self._inflight, None
-        if fut is None:
-            return True
-        outcome = fut.result()  # the committer's exceptions are raised here
+    def _settle(self, outcome: _Outcome) -> set[int] | None:
+        """Account for a delivered batch. None: committed; else the partitions that were
+        rewound (aborted) or given up (fenced)."""
         if outcome.lost is not None:
             self._fenced(outcome.lost, outcome.rewind or [])
         elif outcome.rewind is not None:
             self._rewind(outcome.rewind)
         else:
             self._account(outcome)
-            return True
-        self._rewound = set(outcome.rewind or []) | set(outcome.lost or [])
-        return False
+            return None
+        return set(outcome.rewind or []) | set(outcome.lost or [])
 
     def _account(self, outcome: _Outcome) -> None:
         """Progress and metrics of a committed batch."""
@@ -774,7 +769,7 @@ class _Prepared:
 
 @dataclass
 class _Outcome:
-    """What became of a batch handed to the committer."""
+    """What became of a delivered batch."""
 
     batch: _Prepared
     inserted: int = 0
