@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from fraudstream.pipeline.global_reader import NEG_INF, GlobalReader
+from fraudstream.pipeline.global_reader import LABELS_AHEAD_MS, NEG_INF, GlobalReader
 
 
 class _Marks:
@@ -10,6 +10,13 @@ class _Marks:
 
     def __init__(self, high: dict[tuple[str, int], int]) -> None:
         self.high = high
+        self.paused: set[tuple[str, int]] = set()
+
+    def pause(self, tps) -> None:  # noqa: ANN001
+        self.paused |= {(tp.topic, tp.partition) for tp in tps}
+
+    def resume(self, tps) -> None:  # noqa: ANN001
+        self.paused -= {(tp.topic, tp.partition) for tp in tps}
 
     def get_watermark_offsets(self, tp, cached: bool = False):  # noqa: ANN001, ANN201
         assert cached, "the reader must not make a broker round trip per check"
@@ -32,6 +39,7 @@ def _reader(clock: _Clock) -> GlobalReader:
     reader.last = dict.fromkeys(keys, NEG_INF)
     reader.eof = dict.fromkeys(keys, False)
     reader.position = {}
+    reader.paused = set()
     reader.consumer = _Marks(dict.fromkeys(keys, 0))
     reader.polls = 0
 
@@ -90,3 +98,17 @@ def test_the_batch_s_own_partition_must_be_read_past_the_batch() -> None:
     r.position[("input", 0)] = 10
     assert r.ready(1_000, {0: 9}, settled=True)
 
+
+
+def test_labels_far_ahead_of_the_decided_time_are_paused_until_it_catches_up() -> None:
+    clock = _Clock()
+    r = _reader(clock)
+    r.last = {("input", 0): 2_000, ("input", 1): 2_000, ("training", 0): 1_000 + LABELS_AHEAD_MS + 1}
+    r.advance_to(1_000)
+    assert r.consumer.paused == {("training", 0)} and r.polls == 0  # past t: no wait for it
+    r.advance_to(1_000 + 1)  # caught up: the labels are within the margin again
+    assert r.consumer.paused == set()
+    r.last[("input", 0)] = r.last[("input", 1)] = 10**12
+    r.last[("training", 0)] = 500  # behind: never paused
+    r.pace_labels(400)
+    assert r.consumer.paused == set()

@@ -51,6 +51,11 @@ NEG_INF = -(2**62)
 #: batches. Beyond that the worker validates its messages itself. 200,000 (before) held ~200 MB
 #: of decoded messages at the peak of a 3M-transaction replay, and was slower.
 MAX_SHARED = 40_000
+#: A ``training`` partition whose labels run this far (event time) past what the worker decides
+#: is paused until the worker catches up. Labels come after their transaction, so one read far
+#: ahead (a replay whose labels are all on ``training`` already) finds no transaction to attach
+#: to and waits in the terminal state's bounded room: 1.7 M labels after 30 s once, a near stall.
+LABELS_AHEAD_MS = 3_600_000
 _label_decoder = msgspec.json.Decoder(Label)
 
 
@@ -96,6 +101,7 @@ class GlobalReader:
         self.position: dict[tuple[str, int], int] = {}  # next offset to read
         self.observed = 0
         self.labels = 0
+        self.paused: set[tuple[str, int]] = set()  # training partitions ahead (see pace_labels)
         # partition -> (offset, (transaction, time ms)) of accepted messages, offset order
         self._shared: dict[int, deque[tuple[int, tuple[Transaction, int]]]] = {}
 
@@ -158,6 +164,7 @@ class GlobalReader:
         """Read until every partition of ``input`` and ``training`` is past ``t_ms``, or at its
         end at ``settle_at`` (``wall_s`` time: when the batch arrived plus the arrival grace)
         or later, and the worker's own partitions up to the offsets of its batch (``owned``)."""
+        self.pace_labels(t_ms)
         while True:
             left = 0.0 if settle_at is None else settle_at - self.wall_s()
             if self.ready(t_ms, owned, settled=left <= 0):
@@ -165,6 +172,20 @@ class GlobalReader:
             if should_stop():
                 raise InterruptedError("stopping")
             self.poll(min(0.05, left) if left > 0 else 0.05)
+
+    def pace_labels(self, t_ms: int) -> None:
+        """Pause the ``training`` partitions more than ``LABELS_AHEAD_MS`` past ``t_ms`` (the
+        time being decided), resume the others. A paused partition is past ``t_ms``, so
+        :meth:`ready` never waits for it."""
+        limit = t_ms + LABELS_AHEAD_MS
+        training = self.topics[1]
+        ahead = {k for k, last in self.last.items() if k[0] == training and last > limit}
+        pause, resume = ahead - self.paused, self.paused - ahead
+        if pause:
+            self.consumer.pause([TopicPartition(*k) for k in sorted(pause)])
+        if resume:
+            self.consumer.resume([TopicPartition(*k) for k in sorted(resume)])
+        self.paused = ahead
 
     def poll(self, timeout_s: float = 0.2) -> int:
         msgs = consume_ready(self.consumer, 10000, timeout_s)
