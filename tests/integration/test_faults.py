@@ -109,6 +109,38 @@ def test_broker_killed_and_restarted_mid_stream(pipeline: Pipeline, infra: Infra
     check_dlq_holds_only_invalid(pipeline, frame)
 
 
+def _group_coordinator(pipeline: Pipeline, group: str) -> int:
+    from confluent_kafka.admin import AdminClient
+
+    admin = AdminClient(pipeline.settings.kafka_client_config())
+    found = admin.describe_consumer_groups([group], request_timeout=30)[group].result(timeout=60)
+    return found.coordinator.id
+
+
+def test_group_coordinator_down_past_the_broker_session(
+    pipeline: Pipeline, infra: Infra, handbook_60d
+) -> None:
+    """kill -9 the broker coordinating the detectors' group and keep it down 20 s, past the
+    brokers' session timeout, so it leaves the cluster metadata. librdkafka's
+    send_offsets_to_transaction then waited for good on the coordinator it had cached (CI hung
+    twice on it); the worker must give up on the call, replace its producer and go on."""
+    frame, ref = handbook_60d
+    feed(pipeline.settings, frame)
+    worker = pipeline.start_detector("--batch-size", "2000", name="w")
+    pipeline.wait_for_log(worker, has_decided)
+    node = _group_coordinator(pipeline, "fraudstream-detector")
+    infra.cluster.kill_node(node)
+    try:
+        time.sleep(20)
+        assert worker.poll() is None, "the worker died with the group coordinator"
+    finally:
+        infra.cluster.start_node(node)
+        infra.cluster.wait_ready()
+    out = check_exactly_once(pipeline, expected_valid(frame))
+    check_features(out, ref)
+    assert worker.poll() is None
+
+
 def test_postgres_restart_mid_stream_backs_off_and_resumes(
     pipeline: Pipeline, infra: Infra, handbook_60d
 ) -> None:

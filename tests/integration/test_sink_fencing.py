@@ -53,3 +53,30 @@ def test_a_new_owner_fences_the_old_one_and_drops_uncommitted_rows(pipeline: Pip
     finally:
         old.close()
         new.close()
+
+
+def test_a_writer_frozen_inside_its_transaction_does_not_block_a_claim_for_good(
+    pipeline: Pipeline,
+) -> None:
+    """A worker frozen (SIGSTOP, VM pause) between the fencing check of its write and the
+    commit holds the partition's row share-locked: the next owner's claim waited until the
+    frozen one woke up (74 s in a fault test). Detector sessions end an idle transaction after
+    a timeout, which releases the lock."""
+    dsn, topic = pipeline.settings.dsn, pipeline.settings.topic_input
+    frozen, new = SuspiciousSink(dsn, idle_in_transaction_timeout_s=2), SuspiciousSink(dsn)
+    try:
+        epoch = frozen.claim(topic, 1, committed=0, owner="frozen")
+        conn = frozen._connect()
+        conn.execute("SELECT fraudstream_lost_partitions(%s, %s, %s)", (topic, [1], [epoch]))
+        # ... and nothing more: the transaction stays open, as in a process that stopped here.
+        started = datetime.now(UTC)
+        assert new.claim(topic, 1, committed=0, owner="new") == epoch + 1
+        waited = (datetime.now(UTC) - started).total_seconds()
+        assert 1 <= waited < 15, f"the claim waited {waited:.1f} s"
+        with pytest.raises(psycopg.errors.IdleInTransactionSessionTimeout):  # its session ended
+            conn.execute("SELECT 1")
+        with pytest.raises(Fenced):  # and when it wakes up, it is fenced
+            frozen.write([row("z", 1, 3)], topic, {1: epoch})
+    finally:
+        frozen.close()
+        new.close()

@@ -158,6 +158,7 @@ def print_tables(results: dict, console: Console) -> None:
             f"{r['throughput_tx_s']:,.0f}",
             f"{r['decisions']:,}",
             f"{r['postgres_rows']:,}",
+            f"over {r.get('measured_s')} s after warm-up; "
             f"preload {r['preloaded']:,} at {r['preload_rate_tx_s']:,} tx/s; first decision "
             f"{r.get('first_decision_s')} s; dead letters {r.get('dead_letters', 0)}; "
             f"exact count {'ok' if r['exactly_once_count_ok'] else 'NO'}",
@@ -170,7 +171,8 @@ def print_tables(results: dict, console: Console) -> None:
             f"{lt['throughput_tx_s']:,.0f}",
             f"{lt['decisions']:,}",
             "",
-            f"offered {lt['offered_tx_s']:,.0f}, producer achieved {lt['producer_achieved_tx_s']:,}",
+            f"offered {lt['offered_tx_s']:,.0f}, producer achieved {lt['producer_achieved_tx_s']:,}; "
+            f"over {lt.get('measured_s')} s after warm-up",
         )
     nv = results.get("naive")
     if nv:

@@ -296,6 +296,7 @@ def _rate(timeline: list[tuple[float, int]], n: int, warmup_fraction: float) -> 
         "completed_s": round(t_last, 2),
         "overall_tx_s": round(last_count / t_last, 1) if t_last else 0.0,
         "warmup_decisions": warm[1],
+        "measured_s": round(span, 1),  # the window the steady rate is measured over
     }
 
 
@@ -357,7 +358,8 @@ def run_live_throughput(
         sb.stop(procs)
         comps.detectors = []
         # the decided rate over the decision window, past the first 10% (start-up)
-        rate = _rate(timeline, count, cfg.warmup_fraction)["throughput_tx_s"]
+        steady = _rate(timeline, count, cfg.warmup_fraction)
+        rate = steady["throughput_tx_s"]
         return {
             "workers": workers,
             "offered_tx_s": cfg.live_rate,
@@ -365,6 +367,7 @@ def run_live_throughput(
             "producer_achieved_tx_s": round(sent.get("rate", 0.0)),
             "decisions": count,
             "throughput_tx_s": round(rate, 1),
+            "measured_s": steady.get("measured_s"),
             "timeline": _thin(timeline),
             "resources": mon.summary(phase),
         }

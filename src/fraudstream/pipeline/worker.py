@@ -34,6 +34,7 @@ import signal
 import time
 import uuid
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -61,6 +62,7 @@ from fraudstream.pipeline.consume import consume_ready
 from fraudstream.pipeline.core import Decisions, Model, process
 from fraudstream.pipeline.decode import DeadLetter, PartitionBatch, split
 from fraudstream.pipeline.global_reader import GlobalReader
+from fraudstream.pipeline.txn import Wedged, call_with_deadline
 from fraudstream.rules.watcher import RuleWatcher
 from fraudstream.scoring.combine import DECISION_NAMES, Thresholds
 from fraudstream.settings import Settings
@@ -76,6 +78,10 @@ TERMINAL_HISTORY_MS = 38 * DAY_MS  # terminal windows (7 + 30 d) + margin
 TERMINAL_LATE_MARGIN_MS = 2 * DAY_MS
 #: Messages per batch (one Kafka transaction each): a commit costs tens of ms whatever its size.
 DEFAULT_BATCH_SIZE = 20_000
+#: ``send_offsets_to_transaction``'s own timeout, and how much longer the worker waits before
+#: it takes the producer for wedged (see ``pipeline.txn``).
+SEND_OFFSETS_TIMEOUT_S = 30
+WEDGED_AFTER_S = 15
 #: How long a batch waits, after it arrived, for other partitions at their end to receive the
 #: transactions of the same moment (see ``GlobalReader``): live latency against exact 10-minute
 #: terminal counts when producers deliver partitions a little apart.
@@ -141,6 +147,8 @@ class Worker:
                                                                   features=FEATURE_NAMES)
         self.processed = 0
         self._pending: _Prepared | None = None  # decided, committed after the next consume
+        # Decides a batch while this thread commits the one before (see _handle).
+        self._decider = ThreadPoolExecutor(max_workers=1, thread_name_prefix="decide")
         self._last_lag = 0.0
         self._last_processed = 0
 
@@ -250,6 +258,7 @@ class Worker:
         try:
             self.consumer.close()
         finally:
+            self._decider.shutdown(wait=True)
             self.reader.close()
             self.sink.close()
             with contextlib.suppress(KafkaException):  # a fenced producer has nothing to flush
@@ -418,18 +427,28 @@ class Worker:
             pb.times = [t for t, k in zip(pb.times, keep, strict=True) if k]
 
     def _handle(self, msgs: list[Message]) -> None:
-        """Commit the pending batch, then decide ``msgs``, which becomes the pending one."""
+        """Commit the pending batch, then decide ``msgs``, which becomes the pending one.
+
+        ``msgs`` are decided on the decider thread while this thread commits: a commit is
+        mostly waiting for the brokers and PostgreSQL (the GIL is released), deciding is
+        CPU. Every call on the worker's own consumer and producer stays on this thread (a
+        committer thread making the transactional calls while this one consumed hung both
+        workers of the broker fail-over test in send_offsets_to_transaction, session 11);
+        the decider reads only the global reader's consumer, a client of its own. Rebalance
+        callbacks run inside this thread's consume, never while the decider runs."""
         arrived = time.monotonic()
         pending, self._pending = self._pending, None
+        decided = self._decider.submit(self._prepare, msgs, arrived) if msgs else None
         outcome = None
-        if pending is not None and pending.batches:
-            self._last_commit = time.monotonic()
-            # Committed here, in this thread: on a committer thread overlapping the next
-            # batch (faster: 44k tx/s measured), both workers of the broker fail-over test hung
-            # for good in send_offsets_to_transaction and a stalled worker's partitions never
-            # moved (CI, session 11). Not understood yet: serial until it is.
-            outcome = self._deliver(pending)
-        prepared = self._prepare(msgs, arrived) if msgs else None
+        try:
+            if pending is not None and pending.batches:
+                self._last_commit = time.monotonic()
+                outcome = self._deliver(pending)
+        except BaseException:
+            if decided is not None:
+                wait([decided])  # never leave the decider running on a stopping worker
+            raise
+        prepared = decided.result() if decided is not None else None
         rewound = self._settle(outcome) if outcome is not None else None
         if rewound is not None:
             if prepared is not None:
@@ -620,10 +639,19 @@ class Worker:
                 for d in pb.dead:
                     m = d.message
                     self._produce(self.settings.topic_dlq, m.value(), m.key(), _dlq_headers(d))
-            self._retrying(lambda: self.producer.send_offsets_to_transaction(
-                offsets, self.consumer.consumer_group_metadata(), 60))
+            meta, producer = self.consumer.consumer_group_metadata(), self.producer
+            self._retrying(lambda: call_with_deadline(
+                lambda: producer.send_offsets_to_transaction(offsets, meta, SEND_OFFSETS_TIMEOUT_S),
+                SEND_OFFSETS_TIMEOUT_S + WEDGED_AFTER_S, "send-offsets"))
             self._retrying(lambda: self.producer.commit_transaction(60))
             return True
+        except Wedged as exc:
+            metrics.ABORTS.inc()
+            log.warning("kafka.producer.wedged", error=str(exc))
+            # Left as it is: its blocked thread keeps it alive; the new one fences it.
+            self.producer = self._new_producer()
+            self._retrying(lambda: self.producer.init_transactions(60))
+            return False
         except KafkaException as exc:
             err = exc.args[0]
             metrics.ABORTS.inc()

@@ -89,6 +89,10 @@ _LOST = "SELECT fraudstream_lost_partitions(%s, %s, %s)"
 _DISCARD = "SELECT fraudstream_discard_uncommitted(%s, %s, %s, %s)"
 
 
+#: How long a detector session may sit idle inside a transaction before the server ends it.
+IDLE_IN_TRANSACTION_TIMEOUT_S = 10.0
+
+
 class SuspiciousSink:
     """Writes batches of rows; reconnects and retries with backoff until it succeeds or stops."""
 
@@ -97,16 +101,25 @@ class SuspiciousSink:
         dsn: str,
         should_stop: Callable[[], bool] = lambda: False,
         max_backoff_s: float = 5.0,
+        idle_in_transaction_timeout_s: float = IDLE_IN_TRANSACTION_TIMEOUT_S,
     ) -> None:
         self.dsn = dsn
         self.should_stop = should_stop
         self.max_backoff_s = max_backoff_s
+        self.idle_in_transaction_timeout_s = idle_in_transaction_timeout_s
         self._conn: psycopg.Connection | None = None
         self.retries = 0
 
     def _connect(self) -> psycopg.Connection:
         if self._conn is None or self._conn.closed:
             self._conn = psycopg.connect(self.dsn, connect_timeout=5, application_name="fraudstream-detect")
+            # A worker frozen inside a write (SIGSTOP, VM pause) keeps its partitions' fencing
+            # rows share-locked, and the next owner's claim waits for them: the server ends
+            # such a session instead. A write's statements follow each other at once.
+            self._conn.execute(
+                "SELECT set_config('idle_in_transaction_session_timeout', %s, false)",
+                (f"{round(self.idle_in_transaction_timeout_s * 1000)}ms",),
+            )
             # Staged as the migration's row type, not LIKE the table: the detector's role may
             # insert into fraudulent_transactions but not read it (0004_detector_role.sql).
             self._conn.execute(
@@ -119,13 +132,16 @@ class SuspiciousSink:
     def _write_once(self, rows: Sequence[SuspiciousRow], topic: str, epochs: Mapping[int, int]) -> int:
         conn = self._connect()
         with conn.transaction(), conn.cursor() as cur:
+            # Staging first: it locks nothing another worker needs, and it is the slow part
+            # (rows formatted in Python). The fencing check, the insert and the commit then
+            # follow at once, so the locks are held for three round trips.
+            with cur.copy(_COPY_INCOMING) as copy:
+                for r in rows:
+                    copy.write_row(r.values())
             if epochs:
                 row = cur.execute(_LOST, (topic, list(epochs), list(epochs.values()))).fetchone()
                 if row is not None and row[0]:
                     raise Fenced(sorted(row[0]))
-            with cur.copy(_COPY_INCOMING) as copy:
-                for r in rows:
-                    copy.write_row(r.values())
             cur.execute(_MOVE_INCOMING)
             return cur.rowcount
 
@@ -170,7 +186,7 @@ class SuspiciousSink:
         while True:
             try:
                 return call()
-            except psycopg.OperationalError as exc:
+            except (psycopg.OperationalError, psycopg.errors.IdleInTransactionSessionTimeout) as exc:
                 self.retries += 1
                 log.warning("postgres.write.retry", error=str(exc).strip()[:200], backoff_s=backoff)
                 if self._conn is not None:

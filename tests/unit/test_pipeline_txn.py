@@ -1,0 +1,78 @@
+"""A transactional call that never returns must not hold the worker for good."""
+
+from __future__ import annotations
+
+import threading
+import time
+from types import SimpleNamespace
+
+import pytest
+
+from fraudstream.pipeline import worker as worker_mod
+from fraudstream.pipeline.decode import PartitionBatch
+from fraudstream.pipeline.txn import Wedged, call_with_deadline
+from fraudstream.pipeline.worker import Worker
+
+
+def test_a_call_that_returns_gives_its_result_or_its_exception() -> None:
+    assert call_with_deadline(lambda: 42, 5.0) == 42
+    with pytest.raises(ZeroDivisionError):
+        call_with_deadline(lambda: 1 / 0, 5.0)
+
+
+def test_a_call_blocked_past_the_deadline_is_wedged() -> None:
+    release = threading.Event()
+    started = time.monotonic()
+    with pytest.raises(Wedged):
+        call_with_deadline(lambda: release.wait(30), 0.2)
+    assert time.monotonic() - started < 2
+    release.set()
+
+
+class _Producer:
+    """A transactional producer whose send_offsets_to_transaction blocks like librdkafka's
+    when its cached group coordinator was decommissioned (``block``), or works."""
+
+    def __init__(self, block: bool) -> None:
+        self.block = block
+        self.calls: list[str] = []
+        self.release = threading.Event()
+
+    def begin_transaction(self) -> None:
+        self.calls.append("begin")
+
+    def produce(self, topic: str, value: bytes, key: bytes | None = None, **_: object) -> None:
+        self.calls.append(f"produce:{topic}")
+
+    def send_offsets_to_transaction(self, offsets: list, meta: object, timeout: float) -> None:
+        self.calls.append("send_offsets")
+        if self.block:
+            self.release.wait(30)
+
+    def commit_transaction(self, timeout: float) -> None:
+        self.calls.append("commit")
+
+    def init_transactions(self, timeout: float) -> None:
+        self.calls.append("init")
+
+
+def test_a_wedged_send_offsets_replaces_the_producer_and_aborts_the_batch(monkeypatch) -> None:  # noqa: ANN001
+    monkeypatch.setattr(worker_mod, "SEND_OFFSETS_TIMEOUT_S", 0.1)
+    monkeypatch.setattr(worker_mod, "WEDGED_AFTER_S", 0.2)
+    w = Worker.__new__(Worker)
+    w.settings = SimpleNamespace(topic_input="input", topic_output="output", topic_dlq="input.dlq")
+    w.stopping = False
+    w.consumer = SimpleNamespace(consumer_group_metadata=lambda: "meta")
+    stuck, fresh = _Producer(block=True), _Producer(block=False)
+    w.producer = stuck
+    w._new_producer = lambda: fresh  # type: ignore[method-assign]
+    pb = PartitionBatch(partition=0)
+    pb.last_offset = 9
+    started = time.monotonic()
+    assert w._commit([pb], [(b"k", b"v")]) is False  # the caller rewinds the batch
+    assert time.monotonic() - started < 5
+    assert stuck.calls == ["begin", "produce:output", "send_offsets"]  # never committed
+    assert w.producer is fresh and fresh.calls == ["init"]
+    assert w._commit([pb], [(b"k", b"v")]) is True
+    assert fresh.calls[-2:] == ["send_offsets", "commit"]
+    stuck.release.set()
