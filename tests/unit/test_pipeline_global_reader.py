@@ -103,12 +103,18 @@ def test_the_batch_s_own_partition_must_be_read_past_the_batch() -> None:
 def test_labels_far_ahead_of_the_decided_time_are_paused_until_it_catches_up() -> None:
     clock = _Clock()
     r = _reader(clock)
-    r.last = {("input", 0): 2_000, ("input", 1): 2_000, ("training", 0): 1_000 + LABELS_AHEAD_MS + 1}
+    r.last = {("input", 0): 2_000, ("input", 1): 500, ("training", 0): 1_000 + LABELS_AHEAD_MS + 1}
+
+    def poll(timeout_s: float = 0.2) -> int:  # input 1 moves past t while training is paused
+        assert r.consumer.paused == {("training", 0)}, "labels read while far ahead"
+        r.last[("input", 1)] = 2_000
+        return 1
+
+    r.poll = poll  # type: ignore[method-assign]
     r.advance_to(1_000)
-    assert r.consumer.paused == {("training", 0)} and r.polls == 0  # past t: no wait for it
-    r.advance_to(1_000 + 1)  # caught up: the labels are within the margin again
+    assert r.last[("input", 1)] == 2_000
+    r.pace_labels(1_000 + 1)  # caught up: the labels are within the margin again
     assert r.consumer.paused == set()
-    r.last[("input", 0)] = r.last[("input", 1)] = 10**12
     r.last[("training", 0)] = 500  # behind: never paused
     r.pace_labels(400)
     assert r.consumer.paused == set()

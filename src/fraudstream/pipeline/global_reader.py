@@ -164,13 +164,13 @@ class GlobalReader:
         """Read until every partition of ``input`` and ``training`` is past ``t_ms``, or at its
         end at ``settle_at`` (``wall_s`` time: when the batch arrived plus the arrival grace)
         or later, and the worker's own partitions up to the offsets of its batch (``owned``)."""
-        self.pace_labels(t_ms)
         while True:
             left = 0.0 if settle_at is None else settle_at - self.wall_s()
             if self.ready(t_ms, owned, settled=left <= 0):
                 return
             if should_stop():
                 raise InterruptedError("stopping")
+            self.pace_labels(t_ms)  # before every read: one read can take days of labels
             self.poll(min(0.05, left) if left > 0 else 0.05)
 
     def pace_labels(self, t_ms: int) -> None:
