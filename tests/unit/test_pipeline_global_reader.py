@@ -52,6 +52,15 @@ def _reader(clock: _Clock) -> GlobalReader:
     return reader
 
 
+def _at_end(r: GlobalReader, key: tuple[str, int], last: int, position: int, high: int) -> None:
+    """Partition ``key`` read up to ``last`` (event time), at its end as of the end event, with
+    ``high`` as the latest fetch's high watermark."""
+    r.last[key] = last
+    r.eof[key] = True
+    r.position[key] = position
+    r.consumer.high[key] = high
+
+
 def test_partitions_past_t_go_at_once_whatever_the_grace() -> None:
     clock = _Clock()
     r = _reader(clock)
@@ -66,9 +75,7 @@ def test_an_end_counts_only_once_the_grace_is_over() -> None:
     r.last[("input", 0)] = 2_000  # the batch's own partition, read past t
     r.position[("input", 0)] = 11
     for k in (("input", 1), ("training", 0)):  # idle: at their end (position == high mark)
-        r.eof[k] = True
-        r.position[k] = 7
-        r.consumer.high[k] = 7
+        _at_end(r, k, NEG_INF, position=7, high=7)
     assert r.ready(1_000, {0: 10}, settled=True)
     assert not r.ready(1_000, {0: 10}, settled=False)
     start = clock.now
@@ -80,10 +87,7 @@ def test_an_end_the_fetch_has_moved_past_is_no_end() -> None:
     clock = _Clock()
     r = _reader(clock)
     r.last = dict.fromkeys(r.last, 2_000)
-    r.last[("input", 1)] = 500
-    r.eof[("input", 1)] = True
-    r.position[("input", 1)] = 7
-    r.consumer.high[("input", 1)] = 9  # two more messages appended since the end event
+    _at_end(r, ("input", 1), 500, position=7, high=9)  # two more appended since the end event
     assert not r.ready(1_000, settled=True)
 
 
@@ -91,9 +95,7 @@ def test_the_batch_s_own_partition_must_be_read_past_the_batch() -> None:
     clock = _Clock()
     r = _reader(clock)
     r.last = dict.fromkeys(r.last, 2_000)
-    r.last[("input", 0)] = 900
-    r.eof[("input", 0)] = True
-    r.position[("input", 0)] = 5  # the cached high mark says 0: stale
+    _at_end(r, ("input", 0), 900, position=5, high=0)  # the cached high mark is stale
     assert not r.ready(1_000, {0: 9}, settled=True)
     r.position[("input", 0)] = 10
     assert r.ready(1_000, {0: 9}, settled=True)

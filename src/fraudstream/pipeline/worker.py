@@ -17,13 +17,12 @@ newly assigned partition is rebuilt by replaying that partition's last 31 days u
 committed offset, so features after a crash equal those of an uninterrupted run.
 
 A decided batch waits (``_pending``) until the next ``consume`` has returned, which does not
-wait while a batch is pending; then steps 4-5 run for it and the new messages are decided.
-So no commit is in flight while the consumer runs rebalance callbacks (a transactional offset
-commit cannot finish during a rebalance: waiting for one in a callback deadlocks), and a
-revoked partition's part of the pending batch is dropped (its new owner decides it again).
-If a commit fails, the batch decided after it is dropped too and its partitions are rewound.
-(Running steps 4-5 on a thread while the next batch is decided was faster but hung under a
-broker fail-over; see ``_handle``.)
+wait while a batch is pending; then steps 4-5 run for it on the worker's thread while the new
+messages go through steps 1-3 on a decider thread (see ``_handle``). So no commit is in flight
+while the consumer runs rebalance callbacks (a transactional offset commit cannot finish
+during a rebalance: waiting for one in a callback deadlocks), and a revoked partition's part
+of the pending batch is dropped (its new owner decides it again). If a commit fails, the
+batch decided meanwhile is dropped too and its partitions are rewound.
 """
 
 from __future__ import annotations
@@ -431,10 +430,8 @@ class Worker:
 
         ``msgs`` are decided on the decider thread while this thread commits: a commit is
         mostly waiting for the brokers and PostgreSQL (the GIL is released), deciding is
-        CPU. Every call on the worker's own consumer and producer stays on this thread (a
-        committer thread making the transactional calls while this one consumed hung both
-        workers of the broker fail-over test in send_offsets_to_transaction, session 11);
-        the decider reads only the global reader's consumer, a client of its own. Rebalance
+        CPU. Every call on the worker's own consumer and producer stays on this thread; the
+        decider reads only the global reader's consumer, a client of its own. Rebalance
         callbacks run inside this thread's consume, never while the decider runs."""
         arrived = time.monotonic()
         pending, self._pending = self._pending, None
