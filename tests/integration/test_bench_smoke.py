@@ -36,6 +36,7 @@ def test_bench_quick_writes_results_and_plot(infra: Infra, tmp_path: Path) -> No
         "naive",
         "live_throughput",
         "latency",
+        "floor",
         "samples",
     ):
         assert key in results, key
@@ -58,3 +59,12 @@ def test_bench_quick_writes_results_and_plot(infra: Infra, tmp_path: Path) -> No
     for key in ("p50_ms", "p95_ms", "p99_ms", "max_ms", "kept_up", "decided_tx_s", "producer_achieved_tx_s"):
         assert key in lat, key
     assert 0 < lat["p50_ms"] <= lat["p95_ms"] <= lat["p99_ms"] <= lat["max_ms"]
+
+    # Kafka alone in the detector's place: one message out per message in (invalid ones too)
+    floor = results["floor"]
+    assert floor["throughput"]["decisions"] == cfg.preload
+    assert floor["throughput"]["exactly_once_count_ok"]
+    assert floor["throughput"]["throughput_tx_s"] > 0
+    (flat,) = floor["latency"]
+    assert flat["decisions"] == flat["producer_sent"]
+    assert 0 < flat["p50_ms"] <= flat["p99_ms"] <= flat["max_ms"]

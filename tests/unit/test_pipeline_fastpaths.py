@@ -212,6 +212,7 @@ def test_split_rechecks_the_future_bound_at_its_own_now() -> None:
 def test_global_reader_shares_decoded_messages_in_offset_order() -> None:
     reader = GlobalReader.__new__(GlobalReader)
     reader._shared = {}
+    reader._share_from = {}
     assert reader.decoded(0, 5) is None
     reader.share(0)
     tx = _tx(1)
@@ -304,3 +305,50 @@ def test_suspicious_rows_are_unchanged() -> None:
         assert r.score == float(dec.score[i]) and r.decision == DECISION_NAMES[int(dec.decision[i])]
         assert r.source_offset == pb.offsets[i] and r.reasons == dec.reasons[i]
         assert r.tx_datetime == pb.valid[i].tx_datetime
+
+
+class _Fetched(_Msg):
+    def __init__(self, m: _Msg, topic: str) -> None:
+        super().__init__(m.partition(), m.offset(), m.value(), m.key())
+        self._topic = topic
+
+    def topic(self) -> str:
+        return self._topic
+
+    def error(self) -> None:
+        return None
+
+    def timestamp(self) -> tuple[int, int]:
+        return (0, NOW)
+
+
+class _Client:
+    def __init__(self, msgs: list[_Fetched]) -> None:
+        self.msgs = msgs
+
+    def consume(self, n: int, timeout: float) -> list[_Fetched]:
+        out, self.msgs = self.msgs[:n], self.msgs[n:]
+        return out
+
+
+def test_global_reader_keeps_for_the_worker_only_what_its_consumer_will_read() -> None:
+    """The history before the worker's committed offset is read for the terminal state only."""
+    from fraudstream.features.terminal import TerminalState
+
+    reader = GlobalReader.__new__(GlobalReader)
+    reader.topics = ("input", "training")
+    reader.now_ms = lambda: NOW
+    reader.terminal = TerminalState()
+    reader.last, reader.eof, reader.position = {}, {}, {}
+    reader.observed = reader.labels = 0
+    reader._shared, reader._share_from = {}, {}
+    msgs = _messages()
+    reader.last = {("input", p): -1 for p in range(3)} | {("training", 0): -1}
+    reader.clients = {"input": _Client([_Fetched(m, "input") for m in msgs]), "training": _Client([])}
+    reader.share(0, from_offset=120)
+    reader.poll(0.0, ("input",))
+    valid = [m for m in msgs if not isinstance(v.validate_timed(m.value(), m.key(), NOW), v.Invalid)]
+    assert reader.observed == len(valid)  # every valid one fed the terminal state
+    kept = [off for off, _ in reader._shared[0]]
+    assert kept == [m.offset() for m in valid if m.partition() == 0 and m.offset() >= 120]
+    assert reader.position[("input", 0)] == max(m.offset() for m in msgs if m.partition() == 0) + 1

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from fraudstream.pipeline.global_reader import LABELS_AHEAD_MS, NEG_INF, GlobalReader
+from fraudstream.pipeline.global_reader import NEG_INF, GlobalReader
 
 
 class _Marks:
@@ -10,13 +10,6 @@ class _Marks:
 
     def __init__(self, high: dict[tuple[str, int], int]) -> None:
         self.high = high
-        self.paused: set[tuple[str, int]] = set()
-
-    def pause(self, tps) -> None:  # noqa: ANN001
-        self.paused |= {(tp.topic, tp.partition) for tp in tps}
-
-    def resume(self, tps) -> None:  # noqa: ANN001
-        self.paused -= {(tp.topic, tp.partition) for tp in tps}
 
     def get_watermark_offsets(self, tp, cached: bool = False):  # noqa: ANN001, ANN201
         assert cached, "the reader must not make a broker round trip per check"
@@ -39,12 +32,13 @@ def _reader(clock: _Clock) -> GlobalReader:
     reader.last = dict.fromkeys(keys, NEG_INF)
     reader.eof = dict.fromkeys(keys, False)
     reader.position = {}
-    reader.paused = set()
-    reader.consumer = _Marks(dict.fromkeys(keys, 0))
+    reader.clients = dict.fromkeys(reader.topics, _Marks(dict.fromkeys(keys, 0)))
     reader.polls = 0
+    reader.polled = []
 
-    def poll(timeout_s: float = 0.2) -> int:
+    def poll(timeout_s: float = 0.2, topics: tuple[str, ...] | None = None) -> int:
         reader.polls += 1
+        reader.polled.append(topics)
         clock.now += timeout_s
         return 0
 
@@ -58,7 +52,7 @@ def _at_end(r: GlobalReader, key: tuple[str, int], last: int, position: int, hig
     r.last[key] = last
     r.eof[key] = True
     r.position[key] = position
-    r.consumer.high[key] = high
+    r.clients["input"].high[key] = high
 
 
 def test_partitions_past_t_go_at_once_whatever_the_grace() -> None:
@@ -101,22 +95,35 @@ def test_the_batch_s_own_partition_must_be_read_past_the_batch() -> None:
     assert r.ready(1_000, {0: 9}, settled=True)
 
 
-
-def test_labels_far_ahead_of_the_decided_time_are_paused_until_it_catches_up() -> None:
+def test_only_the_topics_still_behind_are_read() -> None:
+    """Reading a topic already past ``t`` would only run it further ahead: ``input`` read ahead
+    once filled the reader's queue while a ``training`` partition behind ``t`` waited."""
     clock = _Clock()
     r = _reader(clock)
-    r.last = {("input", 0): 2_000, ("input", 1): 500, ("training", 0): 1_000 + LABELS_AHEAD_MS + 1}
+    r.last = {("input", 0): 2_000, ("input", 1): 2_000, ("training", 0): 500}
+    assert r.waiting(1_000) == {"training"}
 
-    def poll(timeout_s: float = 0.2) -> int:  # input 1 moves past t while training is paused
-        assert r.consumer.paused == {("training", 0)}, "labels read while far ahead"
-        r.last[("input", 1)] = 2_000
+    def poll(timeout_s: float = 0.2, topics: tuple[str, ...] | None = None) -> int:
+        r.polled.append(topics)
+        r.last[("training", 0)] = 1_500
         return 1
 
     r.poll = poll  # type: ignore[method-assign]
     r.advance_to(1_000)
-    assert r.last[("input", 1)] == 2_000
-    r.pace_labels(1_000 + 1)  # caught up: the labels are within the margin again
-    assert r.consumer.paused == set()
-    r.last[("training", 0)] = 500  # behind: never paused
-    r.pace_labels(400)
-    assert r.consumer.paused == set()
+    assert r.polled == [("training",)]
+
+
+def test_read_through_reads_input_until_the_batch_s_offsets() -> None:
+    clock = _Clock()
+    r = _reader(clock)
+    r.position = {("input", 0): 3, ("input", 1): 50}
+
+    def poll(timeout_s: float = 0.2, topics: tuple[str, ...] | None = None) -> int:
+        r.polled.append(topics)
+        r.position[("input", 0)] += 4
+        return 4
+
+    r.poll = poll  # type: ignore[method-assign]
+    r.read_through({0: 10, 1: 20})
+    assert r.position[("input", 0)] == 11  # past offset 10
+    assert r.polled == [("input",)] * 2

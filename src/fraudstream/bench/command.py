@@ -50,6 +50,11 @@ def bench(
     out: Annotated[Path, typer.Option(help="Folder for results.json, bench.png and logs.")] = Path(
         "bench-results"
     ),
+    floor: Annotated[
+        bool | None,
+        typer.Option(help="Also run Kafka alone (an exactly-once pass-through) in the detector's place: "
+                     "the ceiling and latency floor of the cluster on this machine."),
+    ] = None,
     keep: Annotated[bool, typer.Option(help="Keep the bench's topics and databases for inspection.")] = False,
 ) -> None:
     """Measure the detector on the local cluster; JSON + PNG into --out, a table here.
@@ -75,6 +80,7 @@ def bench(
         ("naive_seconds", naive_seconds),
         ("customers", customers),
         ("terminals", terminals),
+        ("floor", floor),
     ):
         if value is not None:
             setattr(cfg, name, value)

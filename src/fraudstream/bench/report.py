@@ -69,6 +69,15 @@ def plot(results: dict, path: Path) -> None:
             linestyle="--",
             label=f"live producer, W={lt['workers']}: {lt['throughput_tx_s']:,.0f} tx/s",
         )
+    fl = (results.get("floor") or {}).get("throughput")
+    if fl and fl.get("timeline"):
+        ax.plot(
+            [t for t, _ in fl["timeline"]],
+            [c for _, c in fl["timeline"]],
+            linestyle=":",
+            color="black",
+            label=f"Kafka alone (no detector): {fl['throughput_tx_s']:,.0f} tx/s",
+        )
     nv = results.get("naive")
     if nv and nv.get("throughput_tx_s"):
         xs = [0, nv["seconds"]]
@@ -86,6 +95,11 @@ def plot(results: dict, path: Path) -> None:
         xs = [r["offered_tx_s"] for r in lat]
         for key in ("p50_ms", "p95_ms", "p99_ms", "max_ms"):
             ax.plot(xs, [r[key] for r in lat], marker="o", label=key.removesuffix("_ms"))
+        floor = [r for r in (results.get("floor") or {}).get("latency", []) if "p50_ms" in r]
+        for key in ("p50_ms", "p99_ms"):
+            if floor:
+                ax.plot([r["offered_tx_s"] for r in floor], [r[key] for r in floor], marker="x",
+                        linestyle=":", color="black", label=f"Kafka alone {key.removesuffix('_ms')}")
         for r in lat:
             if not r.get("kept_up"):
                 ax.annotate("behind", (r["offered_tx_s"], r["p99_ms"]), fontsize=8, color="red")
@@ -133,6 +147,12 @@ def _phases(results: dict) -> list[tuple[str, dict]]:
     out += [
         (f"latency {r['offered_tx_s']:,.0f}/s", r.get("resources", {})) for r in results.get("latency", [])
     ]
+    floor = results.get("floor") or {}
+    if floor.get("throughput"):
+        out.append(("Kafka alone, preloaded", floor["throughput"].get("resources", {})))
+    out += [
+        (f"Kafka alone {r['offered_tx_s']:,.0f}/s", r.get("resources", {})) for r in floor.get("latency", [])
+    ]
     return out
 
 
@@ -174,6 +194,17 @@ def print_tables(results: dict, console: Console) -> None:
             f"offered {lt['offered_tx_s']:,.0f}, producer achieved {lt['producer_achieved_tx_s']:,}; "
             f"over {lt.get('measured_s')} s after warm-up",
         )
+    fl = (results.get("floor") or {}).get("throughput")
+    if fl:
+        t.add_row(
+            "Kafka alone (no detector)",
+            "1",
+            f"{fl['throughput_tx_s']:,.0f}",
+            f"{fl['decisions']:,}",
+            "",
+            "the same preload consumed and a decision-sized message produced per transaction in "
+            f"Kafka transactions with the offsets: the ceiling; over {fl.get('measured_s')} s",
+        )
     nv = results.get("naive")
     if nv:
         t.add_row(
@@ -187,6 +218,7 @@ def print_tables(results: dict, console: Console) -> None:
     console.print(t)
     if results.get("latency"):
         t = Table(
+            "pipeline",
             "offered tx/s",
             "producer tx/s",
             "decided tx/s",
@@ -197,8 +229,11 @@ def print_tables(results: dict, console: Console) -> None:
             "kept up",
             title="latency: decision received - tx_datetime",
         )
-        for r in results["latency"]:
+        rows = [("detector", r) for r in results["latency"]]
+        rows += [("Kafka alone", r) for r in (results.get("floor") or {}).get("latency", [])]
+        for what, r in rows:
             t.add_row(
+                what,
                 f"{r['offered_tx_s']:,.0f}",
                 f"{r['producer_achieved_tx_s']:,}",
                 f"{r['decided_tx_s']:,.0f}",

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import json
 import math
+import subprocess
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -39,6 +41,7 @@ class BenchConfig:
     customers: int = 5000
     terminals: int = 10000
     label_delay_s: float = 60.0
+    floor: bool = True  # also measure Kafka alone (``bench.floor``) in the detector's place
     keep: bool = False
 
     @classmethod
@@ -55,6 +58,18 @@ class BenchConfig:
             customers=2000,
             terminals=4000,
         )
+
+
+#: Starts the ``i``-th process under test in a sandbox: a detector, or Kafka alone (the floor).
+Starter = Callable[[Sandbox, int], subprocess.Popen]
+
+
+def detector(sb: Sandbox, index: int) -> subprocess.Popen:
+    return sb.start_detector(index)
+
+
+def kafka_alone(sb: Sandbox, index: int) -> subprocess.Popen:
+    return sb.spawn(f"{sb.database}-floor-{index}", "fraudstream.bench.floor")
 
 
 # ---- the data ---------------------------------------------------------------------------
@@ -216,10 +231,13 @@ def run_throughput(
     mon: Monitor,
     log_dir: Path,
     keep_sandbox: bool = False,
+    start: Starter = detector,
+    label: str = "throughput",
 ) -> tuple[dict, Sandbox | None]:
-    """Preload ``n`` transactions, then ``workers`` detectors; decisions/s after a warm-up."""
+    """Preload ``n`` transactions, then ``workers`` detectors (or what ``start`` starts);
+    decisions/s after a warm-up."""
     sb = Sandbox.create(base, log_dir)
-    phase = f"throughput W={workers}"
+    phase = f"{label} W={workers}"
     try:
         mon.phase = f"preload W={workers}"
         proc, summary = _loadgen(
@@ -232,7 +250,7 @@ def run_throughput(
         dlq = sb.settings.topic_dlq
         mon.phase = phase
         started = time.monotonic()
-        procs = [sb.start_detector(i) for i in range(workers)]
+        procs = [start(sb, i) for i in range(workers)]
         comps.detectors = [p.pid for p in procs]
         timeline: list[tuple[float, int]] = []
         count = dead = 0
@@ -422,6 +440,8 @@ def run_latency(
     comps: Components,
     mon: Monitor,
     log_dir: Path,
+    start: Starter = detector,
+    label: str = "latency",
 ) -> list[dict]:
     sb = Sandbox.create(base, log_dir)
     budget = 60 + sum(cfg.duration_s + 45 for _ in cfg.rates)
@@ -429,8 +449,8 @@ def run_latency(
     results = []
     try:
         reader.start()
-        mon.phase = "latency warm-up"
-        procs = [sb.start_detector(i) for i in range(workers)]
+        mon.phase = f"{label} warm-up"
+        procs = [start(sb, i) for i in range(workers)]
         comps.detectors = [p.pid for p in procs]
         # warm-up: a short burst, and wait until all of it is decided (the group is up)
         t0 = time.time()
@@ -440,7 +460,7 @@ def run_latency(
         while len(reader.since(t0)[0]) < 1000 and time.monotonic() < deadline:
             time.sleep(0.2)
         for rate in cfg.rates:
-            phase = f"latency {rate:,.0f} tx/s"
+            phase = f"{label} {rate:,.0f} tx/s"
             mon.phase = phase
             count = int(rate * cfg.duration_s)
             t0 = time.time()
@@ -576,6 +596,12 @@ def run_all(base: Settings, cfg: BenchConfig, out: Path, progress=print) -> dict
             nv = results["naive"]["throughput_tx_s"]
             results["naive"]["ratio_fraudstream_over_naive"] = round(w1 / nv, 1) if nv else None
             results["naive"]["ratio_best_over_naive"] = round(best / nv, 1) if nv else None
+        if cfg.floor:
+            progress(f"Kafka alone (exactly-once pass-through, no detector): preload {cfg.preload:,}")
+            floor, _ = run_throughput(base, cfg, frame_path, cfg.preload, 1, comps, mon, log_dir,
+                                      start=kafka_alone, label="Kafka alone")
+            results["floor"] = {"throughput": floor, "latency": []}
+            progress(f"  {floor['throughput_tx_s']:,.0f} tx/s")
         if cfg.live_seconds > 0:
             w = cfg.workers[0]
             progress(f"throughput with a live producer offering {cfg.live_rate:,.0f} tx/s, {w} detector(s)")
@@ -585,6 +611,10 @@ def run_all(base: Settings, cfg: BenchConfig, out: Path, progress=print) -> dict
                 f"latency at {', '.join(f'{r:,.0f}' for r in cfg.rates)} tx/s, {cfg.duration_s:.0f} s each"
             )
             results["latency"] = run_latency(base, cfg, frame_path, cfg.workers[0], comps, mon, log_dir)
+            if cfg.floor:
+                progress("the same rates with Kafka alone (the transaction protocol's own latency)")
+                results["floor"]["latency"] = run_latency(base, cfg, frame_path, 1, comps, mon, log_dir,
+                                                          start=kafka_alone, label="Kafka alone")
     finally:
         mon.stop()
         results["samples"] = [

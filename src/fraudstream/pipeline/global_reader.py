@@ -3,8 +3,8 @@
 ``input`` is keyed by customer, so a terminal's transactions are spread over every partition,
 and its labels arrive on ``training``. Each worker therefore keeps its own copy of the
 terminal state (:class:`~fraudstream.features.terminal.TerminalState`), fed by this reader
-from all partitions (a consumer with ``assign``, no group, nothing committed), instead of a
-repartition topic and a stream-stream join.
+from all partitions (a consumer per topic with ``assign``, no group, nothing committed), instead
+of a repartition topic and a stream-stream join.
 
 Correctness across workers comes from event-time alignment: before a worker computes features
 for transactions up to time ``t``, :meth:`GlobalReader.advance_to` reads until every partition
@@ -22,8 +22,9 @@ decided, see ``Worker``). A replayed or restarted worker starts this reader ``ho
 the oldest committed position, which rebuilds the state from the log itself.
 
 Each ``input`` message is validated once per worker: the reader keeps what it accepted from the
-partitions the worker owns (:meth:`GlobalReader.share`) and the worker's consumer takes it
-from there (:meth:`GlobalReader.decoded`) instead of decoding the same bytes again.
+partitions the worker owns (:meth:`GlobalReader.share`), reads a batch's messages before the
+worker splits it (:meth:`GlobalReader.read_through`), and the worker's consumer takes them from
+there (:meth:`GlobalReader.decoded`) instead of decoding the same bytes again.
 """
 
 from __future__ import annotations
@@ -51,11 +52,14 @@ NEG_INF = -(2**62)
 #: batches. Beyond that the worker validates its messages itself. 200,000 (before) held ~200 MB
 #: of decoded messages at the peak of a 3M-transaction replay, and was slower.
 MAX_SHARED = 40_000
-#: A ``training`` partition whose labels run this far (event time) past what the worker decides
-#: is paused until the worker catches up. Labels come after their transaction, so one read far
-#: ahead (a replay whose labels are all on ``training`` already) finds no transaction to attach
-#: to and waits in the terminal state's bounded room: 1.7 M labels after 30 s once, a near stall.
-LABELS_AHEAD_MS = 3_600_000
+#: Messages a reader's client fetches ahead per partition (librdkafka's ``queued.min.messages``,
+#: default 100,000). A topic is read only while one of its partitions is behind the time being
+#: decided, so this bounds how far the others run ahead: labels read far ahead of their
+#: transactions wait in the terminal state's bounded room (1.7 M labels in 30 s once, a near
+#: stall, when ``training`` was read along with ``input``). Pausing those partitions instead
+#: threw their prefetched messages away at every batch (a fetch round trip per MB after each
+#: resume: ~0.5 s a batch on a labelled replay).
+PREFETCH_MESSAGES = 10_000
 _label_decoder = msgspec.json.Decoder(Label)
 
 
@@ -82,7 +86,24 @@ class GlobalReader:
         self.terminal = terminal
         self.now_ms = now_ms
         self.wall_s = wall_s  # for arrival grace deadlines (``advance_to``)
-        self.consumer = Consumer({
+        self.topics = (settings.topic_input, settings.topic_training)
+        # One client per topic: with one, the prefetched ``input`` filled the client's queue and
+        # a ``training`` partition behind ``t`` got no fetch until the reader had drained it
+        # (reading tens of thousands of transactions ahead, ~1.5 s per batch on a replay).
+        # Apart, each topic is read only as far as a batch needs (see ``advance_to``).
+        self.clients = {topic: self._client(settings) for topic in self.topics}
+        self.last: dict[tuple[str, int], int] = {}
+        self.eof: dict[tuple[str, int], bool] = {}
+        self.position: dict[tuple[str, int], int] = {}  # next offset to read
+        self.observed = 0
+        self.labels = 0
+        # partition -> (offset, (transaction, time ms)) of accepted messages, offset order
+        self._shared: dict[int, deque[tuple[int, tuple[Transaction, int]]]] = {}
+        self._share_from: dict[int, int] = {}  # partition -> first offset worth keeping
+
+    @staticmethod
+    def _client(settings: Settings) -> Consumer:
+        return Consumer({
             **settings.kafka_client_config(),
             "group.id": f"fraudstream-global-{uuid.uuid4().hex[:12]}",
             "enable.auto.commit": False,
@@ -93,57 +114,66 @@ class GlobalReader:
             # let a batch go come with empty fetches. 10 ms cost the brokers ~100 fetches a
             # second each for nothing; 500 (the default) held some batches half a second.
             "fetch.wait.max.ms": 50,
+            "queued.min.messages": PREFETCH_MESSAGES,
             "log_level": 3,
         })
-        self.topics = (settings.topic_input, settings.topic_training)
-        self.last: dict[tuple[str, int], int] = {}
-        self.eof: dict[tuple[str, int], bool] = {}
-        self.position: dict[tuple[str, int], int] = {}  # next offset to read
-        self.observed = 0
-        self.labels = 0
-        self.paused: set[tuple[str, int]] = set()  # training partitions ahead (see pace_labels)
-        # partition -> (offset, (transaction, time ms)) of accepted messages, offset order
-        self._shared: dict[int, deque[tuple[int, tuple[Transaction, int]]]] = {}
 
     # ---- positioning -----------------------------------------------------------------
     def partitions(self, topic: str) -> list[int]:
-        md = self.consumer.list_topics(topic, timeout=30)
+        md = self.clients[topic].list_topics(topic, timeout=30)
         return sorted(md.topics[topic].partitions)
 
     def start(self, from_ms: int | None) -> None:
         """Assign every partition, starting at event time ``from_ms`` (None: the beginning)."""
-        tps = [TopicPartition(t, p) for t in self.topics for p in self.partitions(t)]
-        if from_ms is None:
+        n = 0
+        for topic, client in self.clients.items():
+            tps = [TopicPartition(topic, p) for p in self.partitions(topic)]
+            if from_ms is None:
+                for tp in tps:
+                    tp.offset = OFFSET_BEGINNING
+            else:
+                query = [TopicPartition(tp.topic, tp.partition, max(0, from_ms)) for tp in tps]
+                found = client.offsets_for_times(query, timeout=30)
+                for tp, f in zip(tps, found, strict=True):
+                    tp.offset = f.offset if f.offset >= 0 else OFFSET_END
             for tp in tps:
-                tp.offset = OFFSET_BEGINNING
-        else:
-            query = [TopicPartition(tp.topic, tp.partition, max(0, from_ms)) for tp in tps]
-            found = self.consumer.offsets_for_times(query, timeout=30)
-            for tp, f in zip(tps, found, strict=True):
-                tp.offset = f.offset if f.offset >= 0 else OFFSET_END
-        for tp in tps:
-            self.last[(tp.topic, tp.partition)] = NEG_INF
-            self.eof[(tp.topic, tp.partition)] = False
-        self.consumer.assign(tps)
-        log.info("global_reader.start", from_ms=from_ms, partitions=len(tps))
+                self.last[(tp.topic, tp.partition)] = NEG_INF
+                self.eof[(tp.topic, tp.partition)] = False
+            client.assign(tps)
+            n += len(tps)
+        log.info("global_reader.start", from_ms=from_ms, partitions=n)
 
     # ---- reading ---------------------------------------------------------------------
     def ready(self, t_ms: int, owned: dict[int, int] | None = None, settled: bool = True) -> bool:
         """Whether every partition is past ``t_ms`` or (once ``settled``) at its end; a
         partition of the worker's batch is not at its end before the reader has read the batch
         (``owned``: partition -> last offset in the batch), whatever the last fetch said."""
+        return not self.waiting(t_ms, owned, settled)
+
+    def waiting(self, t_ms: int, owned: dict[int, int] | None = None, settled: bool = True) -> set[str]:
+        """The topics with a partition that is not :meth:`ready` yet."""
         owned = owned or {}
         input_topic = self.topics[0]
+        topics: set[str] = set()
         for k, last in self.last.items():
-            if last > t_ms:
+            if last > t_ms or k[0] in topics:
                 continue
-            if not settled:
-                return False
-            if k[0] == input_topic and self.position.get(k, -1) <= owned.get(k[1], -1):
-                return False
-            if not self._at_end(k):
-                return False
-        return True
+            if (
+                not settled
+                or (k[0] == input_topic and self.position.get(k, -1) <= owned.get(k[1], -1))
+                or not self._at_end(k)
+            ):
+                topics.add(k[0])
+        return topics
+
+    def read_through(self, owned: dict[int, int], should_stop: Callable[[], bool] = lambda: False) -> None:
+        """Read ``input`` until each partition in ``owned`` is read past its offset there: the
+        worker's batch, so that it finds every message of it validated already (``decoded``)."""
+        key = self.topics[0]
+        while any(self.position.get((key, p), -1) <= off for p, off in owned.items()):
+            if should_stop():
+                raise InterruptedError("stopping")
+            self.poll(0.05, (key,))
 
     def _at_end(self, key: tuple[str, int]) -> bool:
         """At the end of the partition as far as the latest fetch response knows. The
@@ -151,7 +181,7 @@ class GlobalReader:
         live traffic messages keep arriving after it."""
         if not self.eof[key]:
             return False
-        marks = self.consumer.get_watermark_offsets(TopicPartition(*key), cached=True)
+        marks = self.clients[key[0]].get_watermark_offsets(TopicPartition(*key), cached=True)
         return marks is None or marks[1] < 0 or self.position.get(key, -1) >= marks[1]
 
     def advance_to(
@@ -166,29 +196,21 @@ class GlobalReader:
         or later, and the worker's own partitions up to the offsets of its batch (``owned``)."""
         while True:
             left = 0.0 if settle_at is None else settle_at - self.wall_s()
-            if self.ready(t_ms, owned, settled=left <= 0):
+            topics = self.waiting(t_ms, owned, settled=left <= 0)
+            if not topics:
                 return
             if should_stop():
                 raise InterruptedError("stopping")
-            self.pace_labels(t_ms)  # before every read: one read can take days of labels
-            self.poll(min(0.05, left) if left > 0 else 0.05)
+            # Only the topics still behind: the other one would be read ahead for nothing.
+            self.poll(min(0.05, left) if left > 0 else 0.05, tuple(sorted(topics)))
 
-    def pace_labels(self, t_ms: int) -> None:
-        """Pause the ``training`` partitions more than ``LABELS_AHEAD_MS`` past ``t_ms`` (the
-        time being decided), resume the others. A paused partition is past ``t_ms``, so
-        :meth:`ready` never waits for it."""
-        limit = t_ms + LABELS_AHEAD_MS
-        training = self.topics[1]
-        ahead = {k for k, last in self.last.items() if k[0] == training and last > limit}
-        pause, resume = ahead - self.paused, self.paused - ahead
-        if pause:
-            self.consumer.pause([TopicPartition(*k) for k in sorted(pause)])
-        if resume:
-            self.consumer.resume([TopicPartition(*k) for k in sorted(resume)])
-        self.paused = ahead
-
-    def poll(self, timeout_s: float = 0.2) -> int:
-        msgs = consume_ready(self.consumer, 10000, timeout_s)
+    def poll(self, timeout_s: float = 0.2, topics: tuple[str, ...] | None = None) -> int:
+        """Read what is fetched of ``topics`` (default: both), waiting up to ``timeout_s``
+        (split between them) if nothing is."""
+        topics = topics or self.topics
+        msgs: list = []
+        for topic in topics:
+            msgs.extend(consume_ready(self.clients[topic], 10000, timeout_s / len(topics)))
         tx_ids: list[str] = []
         terminals: list[str] = []
         times: list[int] = []
@@ -197,6 +219,7 @@ class GlobalReader:
         now = self.now_ms()
         input_topic = self.topics[0]
         last, eof, shared, position = self.last, self.eof, self._shared, self.position
+        share_from = self._share_from
         for m in msgs:
             key = (m.topic(), m.partition())
             err = m.error()
@@ -217,7 +240,7 @@ class GlobalReader:
                     terminals.append(str(tx.terminal_id))
                     times.append(ts)
                     queue = shared.get(key[1])
-                    if queue is not None and len(queue) < MAX_SHARED:
+                    if queue is not None and len(queue) < MAX_SHARED and m.offset() >= share_from[key[1]]:
                         queue.append((m.offset(), res))
             else:
                 lb = decode_label(m.value())
@@ -237,13 +260,16 @@ class GlobalReader:
         return len(msgs)
 
     # ---- sharing decoded messages with the worker --------------------------------------
-    def share(self, partition: int) -> None:
-        """Keep the accepted messages read from this ``input`` partition for :meth:`decoded`
-        (the worker owns it, so its consumer will read the same messages)."""
+    def share(self, partition: int, from_offset: int = 0) -> None:
+        """Keep the accepted messages read from this ``input`` partition, from ``from_offset``
+        on (where the worker's consumer starts: the history before it is read for the terminal
+        state only), for :meth:`decoded` (the worker owns it, so it will read the same ones)."""
         self._shared.setdefault(partition, deque())
+        self._share_from[partition] = max(0, from_offset)
 
     def unshare(self, partition: int) -> None:
         self._shared.pop(partition, None)
+        self._share_from.pop(partition, None)
 
     def decoded(self, partition: int, offset: int) -> tuple[Transaction, int] | None:
         """The message at ``offset`` of a shared partition as validated and accepted here
@@ -261,5 +287,6 @@ class GlobalReader:
         return None
 
     def close(self) -> None:
-        self.consumer.close()
+        for client in self.clients.values():
+            client.close()
 

@@ -60,7 +60,7 @@ from fraudstream.pipeline import metrics
 from fraudstream.pipeline.consume import consume_ready
 from fraudstream.pipeline.core import Decisions, Model, process
 from fraudstream.pipeline.decode import DeadLetter, PartitionBatch, split
-from fraudstream.pipeline.global_reader import GlobalReader
+from fraudstream.pipeline.global_reader import PREFETCH_MESSAGES, GlobalReader
 from fraudstream.pipeline.txn import Wedged, call_with_deadline
 from fraudstream.rules.watcher import RuleWatcher
 from fraudstream.scoring.combine import DECISION_NAMES, Thresholds
@@ -133,6 +133,9 @@ class Worker:
             "session.timeout.ms": 15_000,
             "heartbeat.interval.ms": 3_000,
             "fetch.max.bytes": 16 * 1024 * 1024,
+            # Prefetch per partition (default 100,000): how far one partition's fetches can run
+            # ahead of the others, which the global reader then has to read up to as well.
+            "queued.min.messages": PREFETCH_MESSAGES,
             "log_level": 3,
         })
         self.instance_id = f"{group_id}-{uuid.uuid4().hex[:12]}"
@@ -335,7 +338,7 @@ class Worker:
             self.states[tp.partition], last_time = self._restore(tp.partition, committed[tp.partition])
             if last_time is not None:
                 resumes.append(last_time)
-            self.reader.share(tp.partition)
+            self.reader.share(tp.partition, committed[tp.partition])
             metrics.RESTORE_SECONDS.observe(time.monotonic() - started)
         if resumes and not self.terminal.exact_at(min(resumes)):
             self._rebuild_terminal(min(resumes))
@@ -459,6 +462,10 @@ class Worker:
         """Steps 1-3: validate, features, rules, score, decision; encode outputs and rows.
         ``arrived``: monotonic time ``msgs`` were consumed (the arrival grace counts from it)."""
         started = time.monotonic()
+        # The reader validates each message once for both (``decoded``): it reads the batch first.
+        through = {m.partition(): m.offset() for m in msgs}
+        self.reader.read_through({p: o for p, o in through.items() if p in self.states},
+                                 should_stop=lambda: self.stopping)
         by_offset: dict[tuple[int, int], Message] = {}
         batches: list[PartitionBatch] = []
         for pb in split(msgs, self.clock_ms(), self.reader.decoded).values():
