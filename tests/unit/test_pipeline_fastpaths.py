@@ -344,9 +344,11 @@ def test_global_reader_keeps_for_the_worker_only_what_its_consumer_will_read() -
     reader._shared, reader._share_from = {}, {}
     msgs = _messages()
     reader.last = {("input", p): -1 for p in range(3)} | {("training", 0): -1}
-    reader.clients = {"input": _Client([_Fetched(m, "input") for m in msgs]), "training": _Client([])}
+    reader.clients = {("input", p): _Client([_Fetched(m, "input") for m in msgs if m.partition() == p])
+                      for p in range(3)}
+    reader.clients["training", 0] = _Client([])
     reader.share(0, from_offset=120)
-    reader.poll(0.0, ("input",))
+    reader.poll(0.0)
     valid = [m for m in msgs if not isinstance(v.validate_timed(m.value(), m.key(), NOW), v.Invalid)]
     assert reader.observed == len(valid)  # every valid one fed the terminal state
     kept = [off for off, _ in reader._shared[0]]

@@ -32,13 +32,13 @@ def _reader(clock: _Clock) -> GlobalReader:
     reader.last = dict.fromkeys(keys, NEG_INF)
     reader.eof = dict.fromkeys(keys, False)
     reader.position = {}
-    reader.clients = dict.fromkeys(reader.topics, _Marks(dict.fromkeys(keys, 0)))
+    reader.clients = dict.fromkeys(keys, _Marks(dict.fromkeys(keys, 0)))
     reader.polls = 0
     reader.polled = []
 
-    def poll(timeout_s: float = 0.2, topics: tuple[str, ...] | None = None) -> int:
+    def poll(timeout_s: float = 0.2, keys: list[tuple[str, int]] | None = None) -> int:
         reader.polls += 1
-        reader.polled.append(topics)
+        reader.polled.append(keys)
         clock.now += timeout_s
         return 0
 
@@ -52,7 +52,7 @@ def _at_end(r: GlobalReader, key: tuple[str, int], last: int, position: int, hig
     r.last[key] = last
     r.eof[key] = True
     r.position[key] = position
-    r.clients["input"].high[key] = high
+    r.clients["input", 0].high[key] = high
 
 
 def test_partitions_past_t_go_at_once_whatever_the_grace() -> None:
@@ -95,22 +95,22 @@ def test_the_batch_s_own_partition_must_be_read_past_the_batch() -> None:
     assert r.ready(1_000, {0: 9}, settled=True)
 
 
-def test_only_the_topics_still_behind_are_read() -> None:
-    """Reading a topic already past ``t`` would only run it further ahead: ``input`` read ahead
-    once filled the reader's queue while a ``training`` partition behind ``t`` waited."""
+def test_only_the_partitions_still_behind_are_read() -> None:
+    """Reading a partition already past ``t`` would only run it further ahead: ``input`` read
+    ahead once filled the reader's queue while a ``training`` partition behind ``t`` waited."""
     clock = _Clock()
     r = _reader(clock)
     r.last = {("input", 0): 2_000, ("input", 1): 2_000, ("training", 0): 500}
-    assert r.waiting(1_000) == {"training"}
+    assert r.waiting(1_000) == [("training", 0)]
 
-    def poll(timeout_s: float = 0.2, topics: tuple[str, ...] | None = None) -> int:
-        r.polled.append(topics)
+    def poll(timeout_s: float = 0.2, keys: list[tuple[str, int]] | None = None) -> int:
+        r.polled.append(keys)
         r.last[("training", 0)] = 1_500
         return 1
 
     r.poll = poll  # type: ignore[method-assign]
     r.advance_to(1_000)
-    assert r.polled == [("training",)]
+    assert r.polled == [[("training", 0)]]
 
 
 def test_read_through_reads_input_until_the_batch_s_offsets() -> None:
@@ -118,12 +118,12 @@ def test_read_through_reads_input_until_the_batch_s_offsets() -> None:
     r = _reader(clock)
     r.position = {("input", 0): 3, ("input", 1): 50}
 
-    def poll(timeout_s: float = 0.2, topics: tuple[str, ...] | None = None) -> int:
-        r.polled.append(topics)
+    def poll(timeout_s: float = 0.2, keys: list[tuple[str, int]] | None = None) -> int:
+        r.polled.append(keys)
         r.position[("input", 0)] += 4
         return 4
 
     r.poll = poll  # type: ignore[method-assign]
     r.read_through({0: 10, 1: 20})
     assert r.position[("input", 0)] == 11  # past offset 10
-    assert r.polled == [("input",)] * 2
+    assert r.polled == [[("input", 0)]] * 2  # input 1 was read past 20 already

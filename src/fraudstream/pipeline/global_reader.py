@@ -3,8 +3,8 @@
 ``input`` is keyed by customer, so a terminal's transactions are spread over every partition,
 and its labels arrive on ``training``. Each worker therefore keeps its own copy of the
 terminal state (:class:`~fraudstream.features.terminal.TerminalState`), fed by this reader
-from all partitions (a consumer per topic with ``assign``, no group, nothing committed), instead
-of a repartition topic and a stream-stream join.
+from all partitions (a consumer per partition with ``assign``, no group, nothing committed),
+instead of a repartition topic and a stream-stream join.
 
 Correctness across workers comes from event-time alignment: before a worker computes features
 for transactions up to time ``t``, :meth:`GlobalReader.advance_to` reads until every partition
@@ -52,9 +52,9 @@ NEG_INF = -(2**62)
 #: batches. Beyond that the worker validates its messages itself. 200,000 (before) held ~200 MB
 #: of decoded messages at the peak of a 3M-transaction replay, and was slower.
 MAX_SHARED = 40_000
-#: Messages a reader's client fetches ahead per partition (librdkafka's ``queued.min.messages``,
-#: default 100,000). A topic is read only while one of its partitions is behind the time being
-#: decided, so this bounds how far the others run ahead: labels read far ahead of their
+#: Messages a client fetches ahead (librdkafka's ``queued.min.messages``, default 100,000;
+#: it counts the client's whole queue). A partition is read only while it is behind the time
+#: being decided, so this bounds how far it runs ahead: labels read far ahead of their
 #: transactions wait in the terminal state's bounded room (1.7 M labels in 30 s once, a near
 #: stall, when ``training`` was read along with ``input``). Pausing those partitions instead
 #: threw their prefetched messages away at every batch (a fetch round trip per MB after each
@@ -87,11 +87,14 @@ class GlobalReader:
         self.now_ms = now_ms
         self.wall_s = wall_s  # for arrival grace deadlines (``advance_to``)
         self.topics = (settings.topic_input, settings.topic_training)
-        # One client per topic: with one, the prefetched ``input`` filled the client's queue and
-        # a ``training`` partition behind ``t`` got no fetch until the reader had drained it
-        # (reading tens of thousands of transactions ahead, ~1.5 s per batch on a replay).
-        # Apart, each topic is read only as far as a batch needs (see ``advance_to``).
-        self.clients = {topic: self._client(settings) for topic in self.topics}
+        self._meta = self._client(settings)  # metadata and offset lookups; assigned nothing
+        # One client per partition (see ``start``): a client's partitions share one queue, and
+        # librdkafka stops fetching all of them while that queue holds ``queued.min.messages``.
+        # With one client for everything, the prefetched ``input`` kept a ``training``
+        # partition behind ``t`` from being fetched; with one per topic, the fastest partition
+        # of a topic starved the others (one ran 50 days ahead while the reader waited ~1.5 s
+        # a batch for another). Apart, each partition is read only as far as a batch needs.
+        self.clients: dict[tuple[str, int], Consumer] = {}
         self.last: dict[tuple[str, int], int] = {}
         self.eof: dict[tuple[str, int], bool] = {}
         self.position: dict[tuple[str, int], int] = {}  # next offset to read
@@ -120,28 +123,27 @@ class GlobalReader:
 
     # ---- positioning -----------------------------------------------------------------
     def partitions(self, topic: str) -> list[int]:
-        md = self.clients[topic].list_topics(topic, timeout=30)
+        md = self._meta.list_topics(topic, timeout=30)
         return sorted(md.topics[topic].partitions)
 
     def start(self, from_ms: int | None) -> None:
         """Assign every partition, starting at event time ``from_ms`` (None: the beginning)."""
-        n = 0
-        for topic, client in self.clients.items():
-            tps = [TopicPartition(topic, p) for p in self.partitions(topic)]
-            if from_ms is None:
-                for tp in tps:
-                    tp.offset = OFFSET_BEGINNING
-            else:
-                query = [TopicPartition(tp.topic, tp.partition, max(0, from_ms)) for tp in tps]
-                found = client.offsets_for_times(query, timeout=30)
-                for tp, f in zip(tps, found, strict=True):
-                    tp.offset = f.offset if f.offset >= 0 else OFFSET_END
+        tps = [TopicPartition(t, p) for t in self.topics for p in self.partitions(t)]
+        if from_ms is None:
             for tp in tps:
-                self.last[(tp.topic, tp.partition)] = NEG_INF
-                self.eof[(tp.topic, tp.partition)] = False
-            client.assign(tps)
-            n += len(tps)
-        log.info("global_reader.start", from_ms=from_ms, partitions=n)
+                tp.offset = OFFSET_BEGINNING
+        else:
+            query = [TopicPartition(tp.topic, tp.partition, max(0, from_ms)) for tp in tps]
+            found = self._meta.offsets_for_times(query, timeout=30)
+            for tp, f in zip(tps, found, strict=True):
+                tp.offset = f.offset if f.offset >= 0 else OFFSET_END
+        for tp in tps:
+            key = (tp.topic, tp.partition)
+            self.last[key] = NEG_INF
+            self.eof[key] = False
+            self.clients[key] = self._client(self.settings)
+            self.clients[key].assign([tp])
+        log.info("global_reader.start", from_ms=from_ms, partitions=len(tps))
 
     # ---- reading ---------------------------------------------------------------------
     def ready(self, t_ms: int, owned: dict[int, int] | None = None, settled: bool = True) -> bool:
@@ -150,30 +152,32 @@ class GlobalReader:
         (``owned``: partition -> last offset in the batch), whatever the last fetch said."""
         return not self.waiting(t_ms, owned, settled)
 
-    def waiting(self, t_ms: int, owned: dict[int, int] | None = None, settled: bool = True) -> set[str]:
-        """The topics with a partition that is not :meth:`ready` yet."""
+    def waiting(
+        self, t_ms: int, owned: dict[int, int] | None = None, settled: bool = True
+    ) -> list[tuple[str, int]]:
+        """The partitions that are not :meth:`ready` yet."""
         owned = owned or {}
         input_topic = self.topics[0]
-        topics: set[str] = set()
+        behind = []
         for k, last in self.last.items():
-            if last > t_ms or k[0] in topics:
+            if last > t_ms:
                 continue
             if (
                 not settled
                 or (k[0] == input_topic and self.position.get(k, -1) <= owned.get(k[1], -1))
                 or not self._at_end(k)
             ):
-                topics.add(k[0])
-        return topics
+                behind.append(k)
+        return behind
 
     def read_through(self, owned: dict[int, int], should_stop: Callable[[], bool] = lambda: False) -> None:
         """Read ``input`` until each partition in ``owned`` is read past its offset there: the
         worker's batch, so that it finds every message of it validated already (``decoded``)."""
-        key = self.topics[0]
-        while any(self.position.get((key, p), -1) <= off for p, off in owned.items()):
+        topic = self.topics[0]
+        while behind := [(topic, p) for p, off in owned.items() if self.position.get((topic, p), -1) <= off]:
             if should_stop():
                 raise InterruptedError("stopping")
-            self.poll(0.05, (key,))
+            self.poll(0.05, behind)
 
     def _at_end(self, key: tuple[str, int]) -> bool:
         """At the end of the partition as far as the latest fetch response knows. The
@@ -181,7 +185,7 @@ class GlobalReader:
         live traffic messages keep arriving after it."""
         if not self.eof[key]:
             return False
-        marks = self.clients[key[0]].get_watermark_offsets(TopicPartition(*key), cached=True)
+        marks = self.clients[key].get_watermark_offsets(TopicPartition(*key), cached=True)
         return marks is None or marks[1] < 0 or self.position.get(key, -1) >= marks[1]
 
     def advance_to(
@@ -196,21 +200,26 @@ class GlobalReader:
         or later, and the worker's own partitions up to the offsets of its batch (``owned``)."""
         while True:
             left = 0.0 if settle_at is None else settle_at - self.wall_s()
-            topics = self.waiting(t_ms, owned, settled=left <= 0)
-            if not topics:
+            behind = self.waiting(t_ms, owned, settled=left <= 0)
+            if not behind:
                 return
             if should_stop():
                 raise InterruptedError("stopping")
-            # Only the topics still behind: the other one would be read ahead for nothing.
-            self.poll(min(0.05, left) if left > 0 else 0.05, tuple(sorted(topics)))
+            # Only the partitions still behind: the others would be read ahead for nothing.
+            self.poll(min(0.05, left) if left > 0 else 0.05, behind)
 
-    def poll(self, timeout_s: float = 0.2, topics: tuple[str, ...] | None = None) -> int:
-        """Read what is fetched of ``topics`` (default: both), waiting up to ``timeout_s``
-        (split between them) if nothing is."""
-        topics = topics or self.topics
+    def poll(self, timeout_s: float = 0.2, keys: list[tuple[str, int]] | None = None) -> int:
+        """Read what is fetched of the partitions ``keys`` (default: all); if none has anything,
+        wait up to ``timeout_s`` (split between them)."""
+        keys = keys or list(self.clients)
         msgs: list = []
-        for topic in topics:
-            msgs.extend(consume_ready(self.clients[topic], 10000, timeout_s / len(topics)))
+        for key in keys:
+            msgs.extend(consume_ready(self.clients[key], 10000, 0.0))
+        if not msgs and timeout_s > 0:
+            for key in keys:
+                msgs.extend(consume_ready(self.clients[key], 10000, timeout_s / len(keys)))
+                if msgs:
+                    break
         tx_ids: list[str] = []
         terminals: list[str] = []
         times: list[int] = []
@@ -287,6 +296,6 @@ class GlobalReader:
         return None
 
     def close(self) -> None:
-        for client in self.clients.values():
+        for client in [*self.clients.values(), self._meta]:
             client.close()
 
