@@ -106,7 +106,8 @@ def plot(results: dict, path: Path) -> None:
         ax.set_xscale("log")
         ax.set_yscale("log")
     ax.set(title="end-to-end latency (decision received - tx_datetime)", xlabel="offered tx/s", ylabel="ms")
-    ax.legend(fontsize=8)
+    if ax.get_legend_handles_labels()[0]:  # no latency phase run: no legend
+        ax.legend(fontsize=8)
 
     ax = axes[2]
     phases = _phases(results)
