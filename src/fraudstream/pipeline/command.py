@@ -41,6 +41,7 @@ def detect(
     from fraudstream.pipeline.worker import Worker
     from fraudstream.scoring.combine import Thresholds
 
+    _limit_malloc_arenas()
     settings = load_settings()
     if setup:
         _setup(settings)
@@ -55,6 +56,31 @@ def detect(
     )
     worker.install_signal_handlers()
     worker.run(max_idle_s=exit_when_idle)
+
+
+#: glibc malloc arenas (its default: 8 per core). Each of a worker's ~40 threads (the decider,
+#: and the librdkafka threads of its 8 Kafka clients, whose fetch buffers are large) may get an
+#: arena of its own, whose freed memory other threads cannot reuse.
+MALLOC_ARENAS = 2
+_M_ARENA_MAX = -8  # mallopt parameter number (malloc.h)
+
+
+def _limit_malloc_arenas() -> None:
+    """Cap glibc's malloc arenas before any thread starts (memory of a 1 M-customer worker).
+    A no-op where the C library is not glibc or ``MALLOC_ARENA_MAX`` is set already."""
+    import ctypes
+    import ctypes.util
+    import os
+
+    if "MALLOC_ARENA_MAX" in os.environ:
+        return
+    name = ctypes.util.find_library("c")
+    try:
+        libc = ctypes.CDLL(name) if name else None
+        if libc is not None and hasattr(libc, "mallopt"):
+            libc.mallopt(_M_ARENA_MAX, MALLOC_ARENAS)
+    except OSError:
+        pass
 
 
 def _setup(settings: Settings) -> None:
