@@ -27,6 +27,7 @@ from confluent_kafka import Consumer, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from fraudstream.bench.floor import decision_sized
+from fraudstream.pipeline.txn import producer_config
 from fraudstream.settings import load_settings
 
 STEPS = ("begin + produce", "send_offsets_to_transaction", "commit_transaction", "visible (read_committed)")
@@ -38,15 +39,13 @@ def main() -> None:
     ap.add_argument("--messages", type=int, default=250,
                     help="per transaction (5,000 tx/s: ~250 a batch)")
     a = ap.parse_args()
-    kafka = load_settings().kafka_client_config()
+    settings = load_settings()
+    kafka = settings.kafka_client_config()
     topic = f"txn-steps-{uuid.uuid4().hex[:8]}"
     admin = AdminClient(kafka)
     admin.create_topics([NewTopic(topic, 3, 3)])[topic].result(30)
     value = decision_sized(b'{"transaction_id":"1","tx_datetime":"2018-04-01T00:00:31+00:00"}')
-    producer = Producer({
-        **kafka, "transactional.id": f"txn-steps-{uuid.uuid4().hex}", "acks": "all", "linger.ms": 5,
-        "compression.type": "lz4", "retry.backoff.ms": 10, "log_level": 3,  # as the detector's
-    })
+    producer = Producer(producer_config(settings, f"txn-steps-{uuid.uuid4().hex}"))
     consumer = Consumer({
         **kafka, "group.id": f"txn-steps-{uuid.uuid4().hex[:8]}", "isolation.level": "read_committed",
         "auto.offset.reset": "earliest", "enable.auto.commit": False, "fetch.wait.max.ms": 10, "log_level": 3,

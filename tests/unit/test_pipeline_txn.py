@@ -76,3 +76,25 @@ def test_a_wedged_send_offsets_replaces_the_producer_and_aborts_the_batch(monkey
     assert w._commit([pb], [(b"k", b"v")]) is True
     assert fresh.calls[-2:] == ["send_offsets", "commit"]
     stuck.release.set()
+
+
+def test_produce_waits_while_the_local_queue_is_full() -> None:
+    from fraudstream.pipeline.txn import produce
+
+    class _Full:
+        def __init__(self) -> None:
+            self.refusals, self.polls, self.queued = 2, 0, []
+
+        def produce(self, topic, value, key, headers=None) -> None:  # noqa: ANN001
+            if self.refusals:
+                self.refusals -= 1
+                raise BufferError("queue full")
+            self.queued.append((topic, value, key, headers))
+
+        def poll(self, timeout: float) -> int:
+            self.polls += 1
+            return 0
+
+    p = _Full()
+    produce(p, "t", b"v", b"k", [("h", b"1")])  # type: ignore[arg-type]
+    assert p.queued == [("t", b"v", b"k", [("h", b"1")])] and p.polls == 2

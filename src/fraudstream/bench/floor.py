@@ -24,6 +24,7 @@ import uuid
 from confluent_kafka import Consumer, Producer, TopicPartition
 
 from fraudstream.pipeline.consume import consume_ready
+from fraudstream.pipeline.txn import produce, producer_config
 from fraudstream.settings import load_settings
 
 #: Stands for a decision's ``features`` (30 names and values, as the detector publishes them).
@@ -54,11 +55,7 @@ def main(argv: list[str] | None = None) -> None:
         "isolation.level": "read_committed", "auto.offset.reset": "earliest",
         "fetch.max.bytes": 16 * 1024 * 1024, "log_level": 3,
     })
-    producer = Producer({
-        **kafka, "transactional.id": f"fraudstream-floor-{uuid.uuid4().hex[:8]}", "acks": "all",
-        "linger.ms": 5, "compression.type": "lz4", "queue.buffering.max.messages": 1_000_000,
-        "retry.backoff.ms": 10, "log_level": 3,  # as the detector's producer
-    })
+    producer = Producer(producer_config(settings, f"fraudstream-floor-{uuid.uuid4().hex[:8]}"))
     producer.init_transactions(60)
     consumer.subscribe([settings.topic_input])
     out, idle_since = settings.topic_output, time.monotonic()
@@ -71,12 +68,7 @@ def main(argv: list[str] | None = None) -> None:
             producer.begin_transaction()
             offsets: dict[int, int] = {}
             for m in msgs:
-                while True:
-                    try:
-                        producer.produce(out, decision_sized(m.value() or b"{}"), m.key())
-                        break
-                    except BufferError:
-                        producer.poll(0.05)
+                produce(producer, out, decision_sized(m.value() or b"{}"), m.key())
                 offsets[m.partition()] = m.offset() + 1
             tps = [TopicPartition(settings.topic_input, p, o) for p, o in offsets.items()]
             producer.send_offsets_to_transaction(tps, consumer.consumer_group_metadata(), 60)

@@ -1,4 +1,5 @@
-"""A transactional Kafka call that cannot block the worker for good.
+"""The detector's transactional producer: its configuration, and calls that cannot block
+the worker for good.
 
 librdkafka's ``send_offsets_to_transaction`` can wait forever, past its own timeout, when the
 group coordinator it cached was removed from the cluster metadata (a broker killed and
@@ -14,9 +15,49 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
-from typing import TypeVar
+from typing import Any, TypeVar
+
+from confluent_kafka import Producer
+
+from fraudstream.settings import Settings
 
 T = TypeVar("T")
+
+
+def producer_config(settings: Settings, transactional_id: str) -> dict[str, Any]:
+    """The detector's transactional producer (also what the bench's Kafka-alone pass-through
+    and ``benchmarks/txn_steps.py`` measure, so that they time the same protocol)."""
+    return {
+        **settings.kafka_client_config(),
+        "transactional.id": transactional_id,
+        "enable.idempotence": True,
+        "acks": "all",
+        "linger.ms": 5,
+        "compression.type": "lz4",
+        "queue.buffering.max.messages": 1_000_000,
+        # Back-to-back transactions: the next one's first requests are refused while the
+        # coordinator still writes the previous one's markers (CONCURRENT_TRANSACTIONS);
+        # librdkafka's default 100 ms before retrying was most of a commit's time.
+        "retry.backoff.ms": 10,
+        # A worker frozen mid-transaction (VM pause, SIGSTOP) blocks its partitions' next
+        # owner until the coordinator aborts the transaction: keep that short, but above a
+        # broker fail-over (messages of a transaction time out with it). A commit slower
+        # than this is aborted and the batch redone, which is safe.
+        "transaction.timeout.ms": 30_000,
+        "log_level": 3,
+    }
+
+
+def produce(
+    producer: Producer, topic: str, value: bytes | None, key: bytes | None, headers: list | None = None
+) -> None:
+    """Queue one message, waiting while the producer's local queue is full."""
+    while True:
+        try:
+            producer.produce(topic, value, key, headers=headers)
+            return
+        except BufferError:
+            producer.poll(0.05)
 
 
 class Wedged(Exception):

@@ -61,7 +61,7 @@ from fraudstream.pipeline.consume import consume_ready
 from fraudstream.pipeline.core import Decisions, Model, process
 from fraudstream.pipeline.decode import DeadLetter, PartitionBatch, split
 from fraudstream.pipeline.global_reader import PREFETCH_MESSAGES, GlobalReader
-from fraudstream.pipeline.txn import Wedged, call_with_deadline
+from fraudstream.pipeline.txn import Wedged, call_with_deadline, produce, producer_config
 from fraudstream.rules.watcher import RuleWatcher
 from fraudstream.scoring.combine import DECISION_NAMES, Thresholds
 from fraudstream.settings import Settings
@@ -155,32 +155,17 @@ class Worker:
         self._last_processed = 0
 
     def _new_producer(self) -> Producer:
-        return Producer({
-            **self.settings.kafka_client_config(),
-            "transactional.id": self.instance_id,
-            "enable.idempotence": True,
-            "acks": "all",
-            "linger.ms": 5,
-            "compression.type": "lz4",
-            "queue.buffering.max.messages": 1_000_000,
-            # Back-to-back transactions: the next one's first requests are refused while the
-            # coordinator still writes the previous one's markers (CONCURRENT_TRANSACTIONS);
-            # librdkafka's default 100 ms before retrying was most of a commit's time.
-            "retry.backoff.ms": 10,
-            # A worker frozen mid-transaction (VM pause, SIGSTOP) blocks its partitions' next
-            # owner until the coordinator aborts the transaction: keep that short, but above a
-            # broker fail-over (messages of a transaction time out with it). A commit slower
-            # than this is aborted and the batch redone, which is safe.
-            "transaction.timeout.ms": 30_000,
-            "log_level": 3,
-        })
+        return Producer(producer_config(self.settings, self.instance_id))
 
-    def _reset_producer(self) -> None:
+    def _reset_producer(self, purge: bool = True) -> None:
         """After a fatal producer error (e.g. the coordinator aborted a transaction that
-        outlived its timeout and bumped the epoch): a new producer with the same
-        transactional id; its ``init_transactions`` fences the old one and aborts what it left."""
-        with contextlib.suppress(KafkaException):
-            self.producer.purge()
+        outlived its timeout and bumped the epoch) or a wedged call (``purge=False``: the old
+        producer is left as it is, its blocked thread keeps it alive): a new producer with the
+        same transactional id; its ``init_transactions`` fences the old one and aborts what it
+        left."""
+        if purge:
+            with contextlib.suppress(KafkaException):
+                self.producer.purge()
         self.producer = self._new_producer()
         self._retrying(lambda: self.producer.init_transactions(60))
         log.warning("kafka.producer.reset")
@@ -615,16 +600,6 @@ class Worker:
             ))
         return rows
 
-    def _produce(
-        self, topic: str, value: bytes | None, key: bytes | None, headers: list | None = None
-    ) -> None:
-        while True:
-            try:
-                self.producer.produce(topic, value, key, headers=headers)
-                return
-            except BufferError:
-                self.producer.poll(0.05)
-
     def _commit(self, batches: list[PartitionBatch], outputs: list[tuple[bytes, bytes]]) -> bool:
         """Publish the batch and its offsets atomically. False: aborted (the caller rewinds)."""
         topic = self.settings.topic_input
@@ -633,16 +608,16 @@ class Worker:
             return True
         try:
             self.producer.begin_transaction()
-            out_topic, produce = self.settings.topic_output, self.producer.produce
+            out_topic, queue = self.settings.topic_output, self.producer.produce
             for key, value in outputs:
                 try:
-                    produce(out_topic, value, key)
+                    queue(out_topic, value, key)
                 except BufferError:
-                    self._produce(out_topic, value, key)
+                    produce(self.producer, out_topic, value, key)
             for pb in batches:
                 for d in pb.dead:
                     m = d.message
-                    self._produce(self.settings.topic_dlq, m.value(), m.key(), _dlq_headers(d))
+                    produce(self.producer, self.settings.topic_dlq, m.value(), m.key(), _dlq_headers(d))
             meta, producer = self.consumer.consumer_group_metadata(), self.producer
             self._retrying(lambda: call_with_deadline(
                 lambda: producer.send_offsets_to_transaction(offsets, meta, SEND_OFFSETS_TIMEOUT_S),
@@ -652,9 +627,7 @@ class Worker:
         except Wedged as exc:
             metrics.ABORTS.inc()
             log.warning("kafka.producer.wedged", error=str(exc))
-            # Left as it is: its blocked thread keeps it alive; the new one fences it.
-            self.producer = self._new_producer()
-            self._retrying(lambda: self.producer.init_transactions(60))
+            self._reset_producer(purge=False)
             return False
         except KafkaException as exc:
             err = exc.args[0]
