@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import shutil
+import signal
 import subprocess
 import time
 import uuid
@@ -16,11 +17,15 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import structlog
 
-from fraudstream.infra.processes import is_running, kill, read_pid, tail, terminate
+from fraudstream.infra.processes import error_lines, is_running, kill, read_pid, tail, terminate
 from fraudstream.settings import Settings
+
+if TYPE_CHECKING:
+    from confluent_kafka.admin import AdminClient
 
 log = structlog.get_logger(__name__)
 
@@ -28,6 +33,7 @@ KAFKA_MAIN = "kafka.Kafka"
 MARKER = "fraudstream-kafka-node"
 SCRAM_MECHANISM = "SCRAM-SHA-512"
 TLS_PORT_OFFSET = 200  # a secured node's SASL_SSL listener: its broker port + this
+START_RESTARTS = 2  # a node that dies while the cluster comes up is started again this often
 
 
 class InfraError(RuntimeError):
@@ -150,6 +156,8 @@ class KafkaCluster:
         self.home = (settings.state_dir / "kafka").resolve()
         self.n = nodes or self._recorded_nodes() or settings.kafka_nodes
         base = settings.kafka_base_port
+        self._procs: dict[int, subprocess.Popen[bytes]] = {}  # the nodes this object started
+        self._admin: AdminClient | None = None
         self.nodes = [
             KafkaNode(i + 1, base + i, base + 100 + i, self.home / f"node-{i + 1}")
             for i in range(self.n)
@@ -264,6 +272,7 @@ class KafkaCluster:
             "java", f"-Xms{heap}", f"-Xmx{heap}", "-XX:+UseG1GC", "-XX:MaxGCPauseMillis=20",
             "-XX:CICompilerCount=2", "-XX:ParallelGCThreads=1", "-XX:ConcGCThreads=1",
             "-Djava.awt.headless=true", f"-Dkafka.logs.dir={node.log_dir}",
+            f"-XX:ErrorFile={node.log_dir}/hs_err_%p.log",
             f"-Dlog4j2.configurationFile={resource_path('log4j2.properties')}",
             node.marker, "-cp", f"{lib}/*", main, *args,
         ]
@@ -295,6 +304,7 @@ class KafkaCluster:
                 start_new_session=True,
             )
         node.pid_file.write_text(str(proc.pid))
+        self._procs[node.node_id] = proc
 
     def up(self) -> None:
         """Idempotently format, start and wait for every node."""
@@ -324,31 +334,72 @@ class KafkaCluster:
         return [n for n in self.nodes if is_running(read_pid(n.pid_file), n.marker)]
 
     def wait_ready(self) -> None:
-        """Block until every broker is registered, or raise with the failing node's log."""
-        from confluent_kafka.admin import AdminClient
+        """Block until every broker is registered, or raise with the failing node's log.
 
-        admin = AdminClient({**self.client_config(), "log_level": 0})
+        A node that dies while the cluster comes up is started again (``START_RESTARTS``
+        times) after its exit status and errors are logged: one JVM lost to a transient
+        cause (a signal from outside, a port still held for a moment) should not fail the
+        whole start, while a node that keeps dying still does, with the reason.
+        """
+        restarts = dict.fromkeys((n.node_id for n in self.nodes), START_RESTARTS)
         deadline = time.monotonic() + self.settings.infra_start_timeout_s
-        while True:
+        while not self._registered():
             for node in self.nodes:
-                if not is_running(read_pid(node.pid_file), node.marker):
+                if self._alive(node):
+                    continue
+                report = self._death_report(node)
+                if restarts[node.node_id] == 0:
                     raise InfraError(
                         f"Kafka node {node.node_id} exited during start-up "
-                        f"(port {node.broker_port}). Last log lines:\n"
-                        f"{tail(node.stdout_file)}\n{tail(node.log_dir / 'server.log')}"
+                        f"(port {node.broker_port}), {START_RESTARTS} restarts spent: {report}"
                     )
-            try:
-                md = admin.list_topics(timeout=2)
-                if len(md.brokers) >= self.n:
-                    return
-            except Exception:  # noqa: BLE001 - not answering yet
-                pass
+                restarts[node.node_id] -= 1
+                log.warning("kafka.node.restart", node=node.node_id, report=report)
+                self._start(node)
             if time.monotonic() > deadline:
                 raise InfraError(
                     f"Kafka cluster not ready after {self.settings.infra_start_timeout_s:.0f}s. "
                     f"Last log lines of node 1:\n{tail(self.nodes[0].log_dir / 'server.log')}"
                 )
             time.sleep(0.5)
+
+    def _registered(self) -> bool:
+        """Whether every node is a registered broker, as a client sees the cluster."""
+        from confluent_kafka.admin import AdminClient
+
+        if self._admin is None:
+            self._admin = AdminClient({**self.client_config(), "log_level": 0})
+        try:
+            return len(self._admin.list_topics(timeout=2).brokers) >= self.n
+        except Exception:  # noqa: BLE001 - not answering yet
+            return False
+
+    def _alive(self, node: KafkaNode) -> bool:
+        proc = self._procs.get(node.node_id)
+        if proc is not None:  # our own child: its exit status is the truth
+            return proc.poll() is None
+        return is_running(read_pid(node.pid_file), node.marker)
+
+    def _death_report(self, node: KafkaNode) -> str:
+        """How a node ended and what it logged: exit status, its ERROR lines, a JVM crash
+        file, and the tails of its stdout and server log."""
+        proc = self._procs.get(node.node_id)
+        code = proc.poll() if proc is not None else None
+        if code is None:
+            status = "exit status unknown (not started by this process)"
+        elif code < 0:
+            status = f"killed by signal {signal.Signals(-code).name}"
+        else:
+            status = f"exit code {code}"
+        server_log = node.log_dir / "server.log"
+        errors = error_lines(server_log)
+        crashes = sorted(node.log_dir.glob("hs_err_*.log"))
+        return "\n".join([
+            status,
+            "ERROR lines of server.log:", *(errors or ["(none)"]),
+            *(f"JVM crash report: {c}\n{tail(c, 15)}" for c in crashes[-1:]),
+            "stdout:", tail(node.stdout_file, 15), "server.log:", tail(server_log, 15),
+        ])
 
     def down(self, purge: bool = False) -> None:
         procs = [(p, n.marker) for n in self.nodes if (p := read_pid(n.pid_file)) is not None]

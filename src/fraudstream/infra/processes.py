@@ -69,3 +69,20 @@ def tail(path: Path, lines: int = 30) -> str:
     except OSError:
         return f"(no log at {path})"
     return "\n".join(data.splitlines()[-lines:])
+
+
+def error_lines(path: Path, limit: int = 20, context: int = 3) -> list[str]:
+    """The last ``limit`` ERROR/FATAL records of a log (``[time] LEVEL message`` layout),
+    each with up to ``context`` continuation lines (the start of a stack trace): the reason
+    a service died is often far above its log's tail, under a dump of its configuration."""
+    try:
+        lines = path.read_text(errors="replace").splitlines()
+    except OSError:
+        return []
+    records: list[list[str]] = []
+    for i, line in enumerate(lines):
+        if line.startswith("[") and ("] ERROR " in line or "] FATAL " in line):
+            more = lines[i + 1 : i + 1 + context]
+            cut = next((j for j, x in enumerate(more) if x.startswith("[")), len(more))
+            records.append([line, *more[:cut]])
+    return [x for record in records[-limit:] for x in record]
