@@ -5,5 +5,6 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/bootstrap.sh
-.venv/bin/ruff check src tests
+.venv/bin/ruff check src tests benchmarks
+.venv/bin/mypy src
 exec .venv/bin/python -m pytest "$@"

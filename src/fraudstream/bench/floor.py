@@ -20,6 +20,7 @@ import argparse
 import signal
 import time
 import uuid
+from typing import cast
 
 from confluent_kafka import Consumer, Producer, TopicPartition
 
@@ -69,7 +70,7 @@ def main(argv: list[str] | None = None) -> None:
             offsets: dict[int, int] = {}
             for m in msgs:
                 produce(producer, out, decision_sized(m.value() or b"{}"), m.key())
-                offsets[m.partition()] = m.offset() + 1
+                offsets[cast(int, m.partition())] = cast(int, m.offset()) + 1
             tps = [TopicPartition(settings.topic_input, p, o) for p, o in offsets.items()]
             producer.send_offsets_to_transaction(tps, consumer.consumer_group_metadata(), 60)
             producer.commit_transaction(60)

@@ -41,21 +41,19 @@ def main(argv: list[str] | None = None) -> None:
     stop = {"flag": False}
     signal.signal(signal.SIGTERM, lambda *_: stop.update(flag=True))
     producer = BatchProducer(settings, **(LIVE_OVERRIDES if a.mode == "live" else {}))
-    kwargs = {
-        "topic_input": settings.topic_input,
-        "topic_training": settings.topic_training,
-        "label_delay": delay,
-    }
     started = time.time()
     if a.mode == "replay":
         if a.count is not None:
             frame = frame.iloc[: a.count]
-        s = replay(producer, frame, rate=a.rate, **kwargs)
+        s = replay(producer, frame, rate=a.rate, topic_input=settings.topic_input,
+                   topic_training=settings.topic_training, label_delay=delay)
     else:
         if a.count is None:
             raise SystemExit("--count is required in live mode (every load loop is bounded)")
         s = live(producer, frame, rate=a.rate, count=a.count, should_stop=lambda: stop["flag"],
-                 now=event_clock(a.count / a.rate if a.rate > 0 else 0.0, a.speedup), **kwargs)
+                 now=event_clock(a.count / a.rate if a.rate > 0 else 0.0, a.speedup),
+                 topic_input=settings.topic_input, topic_training=settings.topic_training,
+                 label_delay=delay)
     with open(a.summary, "w") as f:
         json.dump(
             {

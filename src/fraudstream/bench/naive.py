@@ -100,7 +100,7 @@ def run(
                 continue
             if msg.error():
                 continue
-            tx = json.loads(msg.value())
+            tx = json.loads(msg.value() or b"")
             when = datetime.fromisoformat(tx["tx_datetime"])
             amount = float(tx["tx_amount"])
             customer = str(tx["customer_id"])
@@ -109,12 +109,14 @@ def run(
                 (str(tx["transaction_id"]), when, customer, str(tx["terminal_id"]), amount),
             )
             db.commit()
-            count_30d, avg_30d, count_1h = db.execute(
+            row = db.execute(
                 "SELECT count(*), avg(tx_amount), count(*) FILTER (WHERE tx_datetime >= %s)"
                 " FROM naive_transactions WHERE customer_id = %s AND tx_datetime >= %s AND tx_datetime < %s",
                 (when - timedelta(hours=1), customer, when - timedelta(days=30), when),
             ).fetchone()
             db.commit()
+            assert row is not None  # an aggregate always returns its one row
+            count_30d, avg_30d, count_1h = row
             reasons = evaluate(amount, count_30d, avg_30d, count_1h)
             decision = "review" if reasons else "approve"
             if reasons:

@@ -99,6 +99,7 @@ class Monitor:
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="bench-procmon", daemon=True)
         self._ticks: dict[str, dict[int, int]] = {}
+        self._busy: int = 0  # machine busy ticks at the previous sample
 
     def start(self) -> Monitor:
         self._take(record=False)

@@ -417,7 +417,8 @@ class _LatencyReader(threading.Thread):
                 # timeout would add that wait to every message's measured latency.
                 msgs = consume_ready(self.consumer, 10000, 0.05)
                 now = time.time()
-                ev = [self.decode(m.value()).tx_datetime.timestamp() for m in msgs if m.error() is None]
+                ev = [self.decode(m.value() or b"").tx_datetime.timestamp()
+                      for m in msgs if m.error() is None]
                 with self.lock:
                     self.event.extend(ev)
                     self.received.extend([now] * len(ev))

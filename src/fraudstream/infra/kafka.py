@@ -177,9 +177,9 @@ class KafkaCluster:
         """The SASL_SSL listeners (a secured cluster with a keystore only)."""
         return ",".join(f"127.0.0.1:{n.broker_port + TLS_PORT_OFFSET}" for n in self.nodes)
 
-    def client_config(self) -> dict[str, object]:
+    def client_config(self) -> dict[str, str | int | float]:
         """librdkafka settings of an administrative client (the brokers' own SCRAM user)."""
-        conf: dict[str, object] = {"bootstrap.servers": self.bootstrap}
+        conf: dict[str, str | int | float] = {"bootstrap.servers": self.bootstrap}
         if self.security is not None:
             user = self.security.users[0]
             conf.update({

@@ -62,9 +62,9 @@ class Collector:
                 for m in msgs:
                     try:
                         if m.topic() == s.topic_output:
-                            decisions.append(_decision.decode(m.value()))
+                            decisions.append(_decision.decode(m.value() or b""))
                         else:
-                            labels.append(_label.decode(m.value()))
+                            labels.append(_label.decode(m.value() or b""))
                     except (msgspec.MsgspecError, TypeError, UnicodeDecodeError):
                         log.warning("collector.skip", topic=m.topic(), offset=m.offset())
                 upsert_decisions(conn, decisions)

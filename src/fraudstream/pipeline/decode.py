@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import cast
 
 from confluent_kafka import Message
 
@@ -52,16 +53,15 @@ def split(
     limit = now_ms + MAX_FUTURE_MS
     pb: PartitionBatch | None = None
     for m in messages:
-        p = m.partition()
+        p = cast(int, m.partition())  # an error-free message has both
         if pb is None or pb.partition != p:
             pb = out.get(p)
             if pb is None:
                 pb = out[p] = PartitionBatch(p)
-        offset = m.offset()
+        offset = cast(int, m.offset())
         pb.last_offset = offset
-        res = decoded(p, offset) if decoded is not None else None
-        if res is None or res[1] > limit:
-            res = validate_timed(m.value(), m.key(), now_ms)
+        known = decoded(p, offset) if decoded is not None else None
+        res = known if known is not None and known[1] <= limit else validate_timed(m.value(), m.key(), now_ms)
         if isinstance(res, Invalid):
             pb.dead.append(DeadLetter(m, res.reason, res.detail))
         else:

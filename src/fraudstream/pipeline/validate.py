@@ -13,6 +13,7 @@ import re
 import typing
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 import msgspec
 import msgspec.inspect
@@ -105,7 +106,7 @@ def validate_timed(
     if len(value) > MAX_MESSAGE_BYTES:
         return Invalid("oversized", f"{len(value)} bytes > {MAX_MESSAGE_BYTES}")
     try:
-        lax = _lax_decoder.decode(value)
+        lax: Any = _lax_decoder.decode(value)
     except (msgspec.MsgspecError, ValueError, TypeError, OverflowError, RecursionError):
         lax = None  # rejected: the strict decoder below says why
     if lax is not None and (lax.currency == "EUR" or _CURRENCY.search(lax.currency) is not None):

@@ -36,7 +36,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast
 
 import msgspec
 import numpy as np
@@ -380,10 +380,10 @@ class Worker:
             replayed, position = 0, -1
             while position < committed - 1:
                 msgs = [m for m in probe.consume(10000, timeout=1) if m.error() is None]
-                msgs = [m for m in msgs if m.offset() < committed]
+                msgs = [m for m in msgs if cast(int, m.offset()) < committed]
                 if not msgs:
                     continue
-                position = msgs[-1].offset()
+                position = cast(int, msgs[-1].offset())
                 pb = split(msgs, self.clock_ms()).get(partition)
                 if pb is not None:
                     self._dedupe(pb, state)
@@ -406,7 +406,8 @@ class Worker:
             keep = ~dup
             for i in np.flatnonzero(dup):
                 pb.dead.append(
-                    DeadLetter(_OffsetOnly(pb.partition, pb.offsets[i]), "duplicate_transaction_id",
+                    DeadLetter(cast(Message, _OffsetOnly(pb.partition, pb.offsets[i])),  # see _prepare
+                               "duplicate_transaction_id",
                                f"transaction_id {pb.valid[i].transaction_id} already processed")
                 )
             pb.valid = [t for t, k in zip(pb.valid, keep, strict=True) if k]
@@ -448,7 +449,7 @@ class Worker:
         ``arrived``: monotonic time ``msgs`` were consumed (the arrival grace counts from it)."""
         started = time.monotonic()
         # The reader validates each message once for both (``decoded``): it reads the batch first.
-        through = {m.partition(): m.offset() for m in msgs}
+        through = {cast(int, m.partition()): cast(int, m.offset()) for m in msgs}
         self.reader.read_through({p: o for p, o in through.items() if p in self.states},
                                  should_stop=lambda: self.stopping)
         by_offset: dict[tuple[int, int], Message] = {}
@@ -461,7 +462,7 @@ class Worker:
             for d in pb.dead:
                 if isinstance(d.message, _OffsetOnly):
                     if not by_offset:
-                        by_offset = {(m.partition(), m.offset()): m for m in msgs}
+                        by_offset = {(cast(int, m.partition()), cast(int, m.offset())): m for m in msgs}
                     d.message = by_offset[(pb.partition, d.message.offset())]
             batches.append(pb)
         columns = {pb.partition: pb.columns() for pb in batches if pb.valid}
@@ -543,7 +544,7 @@ class Worker:
             # A Struct with the features as fields encodes exactly as the dict, only faster.
             matrix = np.column_stack([dec.features[k] for k in names]) if names else np.zeros((n, 0))
             rows = np.nan_to_num(matrix, nan=0.0, posinf=0.0, neginf=0.0).tolist()
-            features: list[object] = [_Features(*row) for row in rows]
+            features: list[Any] = [_Features(*row) for row in rows]  # encodes as the dict
         else:
             cols = [np.nan_to_num(dec.features[k], nan=0.0, posinf=0.0, neginf=0.0).tolist() for k in names]
             features = [dict(zip(names, row, strict=True)) for row in zip(*cols, strict=True)]
@@ -723,7 +724,7 @@ def _dlq_headers(d: DeadLetter) -> list[tuple[str, bytes]]:
     return [
         ("dlq.reason", d.reason.encode()),
         ("dlq.detail", d.detail[:500].encode()),
-        ("dlq.topic", m.topic().encode()),
+        ("dlq.topic", (m.topic() or "").encode()),
         ("dlq.partition", str(m.partition()).encode()),
         ("dlq.offset", str(m.offset()).encode()),
     ]

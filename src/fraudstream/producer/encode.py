@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 import re
 from datetime import UTC, datetime, timedelta
+from typing import Literal
 
 import numpy as np
 import orjson
@@ -21,7 +22,7 @@ OPTIONAL = ("channel", "merchant_category", "country", "lat", "lon")
 def utc_wall(stamps: pd.Series) -> list[str]:
     """ISO-8601 UTC wall times without the offset (the templates append ``+00:00``)."""
     ns = stamps.astype("datetime64[ns, UTC]").astype("int64").to_numpy()
-    unit = "us" if bool((ns % 1_000_000_000).any()) else "s"
+    unit: Literal["us", "s"] = "us" if bool((ns % 1_000_000_000).any()) else "s"
     return np.datetime_as_string(ns.view("datetime64[ns]").astype(f"datetime64[{unit}]"), unit=unit).tolist()
 
 
