@@ -41,6 +41,11 @@ def machine() -> dict:
     }
 
 
+def _floor(results: dict) -> dict:
+    """The Kafka-alone pass-through's results (empty when the run had ``--no-floor``)."""
+    return results.get("floor") or {}
+
+
 def write_json(results: dict, path: Path) -> None:
     path.write_text(json.dumps(results, indent=2, default=str) + "\n")
 
@@ -69,7 +74,7 @@ def plot(results: dict, path: Path) -> None:
             linestyle="--",
             label=f"live producer, W={lt['workers']}: {lt['throughput_tx_s']:,.0f} tx/s",
         )
-    fl = (results.get("floor") or {}).get("throughput")
+    fl = _floor(results).get("throughput")
     if fl and fl.get("timeline"):
         ax.plot(
             [t for t, _ in fl["timeline"]],
@@ -95,7 +100,7 @@ def plot(results: dict, path: Path) -> None:
         xs = [r["offered_tx_s"] for r in lat]
         for key in ("p50_ms", "p95_ms", "p99_ms", "max_ms"):
             ax.plot(xs, [r[key] for r in lat], marker="o", label=key.removesuffix("_ms"))
-        floor = [r for r in (results.get("floor") or {}).get("latency", []) if "p50_ms" in r]
+        floor = [r for r in _floor(results).get("latency", []) if "p50_ms" in r]
         for key in ("p50_ms", "p99_ms"):
             if floor:
                 ax.plot([r["offered_tx_s"] for r in floor], [r[key] for r in floor], marker="x",
@@ -148,7 +153,7 @@ def _phases(results: dict) -> list[tuple[str, dict]]:
     out += [
         (f"latency {r['offered_tx_s']:,.0f}/s", r.get("resources", {})) for r in results.get("latency", [])
     ]
-    floor = results.get("floor") or {}
+    floor = _floor(results)
     if floor.get("throughput"):
         out.append(("Kafka alone, preloaded", floor["throughput"].get("resources", {})))
     out += [
@@ -195,7 +200,7 @@ def print_tables(results: dict, console: Console) -> None:
             f"offered {lt['offered_tx_s']:,.0f}, producer achieved {lt['producer_achieved_tx_s']:,}; "
             f"over {lt.get('measured_s')} s after warm-up",
         )
-    fl = (results.get("floor") or {}).get("throughput")
+    fl = _floor(results).get("throughput")
     if fl:
         t.add_row(
             "Kafka alone (no detector)",
@@ -231,7 +236,7 @@ def print_tables(results: dict, console: Console) -> None:
             title="latency: decision received - tx_datetime",
         )
         rows = [("detector", r) for r in results["latency"]]
-        rows += [("Kafka alone", r) for r in (results.get("floor") or {}).get("latency", [])]
+        rows += [("Kafka alone", r) for r in _floor(results).get("latency", [])]
         for what, r in rows:
             t.add_row(
                 what,
