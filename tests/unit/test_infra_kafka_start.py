@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from fraudstream.infra.kafka import START_RESTARTS, InfraError, KafkaCluster, KafkaNode
+from fraudstream.infra.processes import port_free
 from fraudstream.settings import Settings
 
 # Each start appends a line to starts.txt; the first `dies` starts log an error and exit 3.
@@ -53,8 +54,17 @@ class FakeCluster(KafkaCluster):
         return self.checks > 2 * (START_RESTARTS + 2) and all(self._alive(n) for n in self.nodes)
 
 
+def _free_base() -> int:
+    """A base port whose 3 broker and 3 controller ports are free (a real cluster may run)."""
+    for base in range(41000, 60000, 300):
+        if all(port_free(base + d) for d in (0, 1, 2, 100, 101, 102)):
+            return base
+    raise AssertionError("no free ports")
+
+
 def _start(tmp_path: Path, dies: dict[int, int]) -> FakeCluster:
-    c = FakeCluster(Settings(state_dir=tmp_path, infra_start_timeout_s=30), dies)
+    settings = Settings(state_dir=tmp_path, infra_start_timeout_s=30, kafka_base_port=_free_base())
+    c = FakeCluster(settings, dies)
     for node in c.nodes:
         node.log_dir.mkdir(parents=True)
         c._start(node)
@@ -100,3 +110,19 @@ def test_a_node_killed_by_a_signal_says_so(tmp_path: Path) -> None:
         assert "killed by signal SIGKILL" in c._death_report(c.nodes[0])
     finally:
         c.down()
+
+
+def test_a_port_held_by_another_process_is_named_before_any_start(tmp_path: Path, monkeypatch) -> None:
+    import socket
+
+    import fraudstream.infra.kafka as kafka_mod
+
+    monkeypatch.setattr(kafka_mod, "PORT_WAIT_S", 0.5)
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", 0))
+        holder.listen()
+        port = holder.getsockname()[1]
+        c = FakeCluster(Settings(state_dir=tmp_path, kafka_base_port=port - 100), {})  # node 1's controller
+        with pytest.raises(InfraError, match=f"Kafka node 1: port\\(s\\) {port} on 127.0.0.1 in use"):
+            c._start(c.nodes[0])
+    assert not (c.nodes[0].pid_file).exists()

@@ -21,7 +21,15 @@ from typing import TYPE_CHECKING
 
 import structlog
 
-from fraudstream.infra.processes import error_lines, is_running, kill, read_pid, tail, terminate
+from fraudstream.infra.processes import (
+    error_lines,
+    is_running,
+    kill,
+    port_free,
+    read_pid,
+    tail,
+    terminate,
+)
 from fraudstream.settings import Settings
 
 if TYPE_CHECKING:
@@ -34,6 +42,7 @@ MARKER = "fraudstream-kafka-node"
 SCRAM_MECHANISM = "SCRAM-SHA-512"
 TLS_PORT_OFFSET = 200  # a secured node's SASL_SSL listener: its broker port + this
 START_RESTARTS = 2  # a node that dies while the cluster comes up is started again this often
+PORT_WAIT_S = 10.0  # how long a node's start waits for its ports to be released
 
 
 class InfraError(RuntimeError):
@@ -296,6 +305,7 @@ class KafkaCluster:
     def _start(self, node: KafkaNode) -> None:
         if is_running(read_pid(node.pid_file), node.marker):
             return
+        self._check_ports(node)
         node.log_dir.mkdir(parents=True, exist_ok=True)
         with node.stdout_file.open("ab") as out:
             proc = subprocess.Popen(
@@ -305,6 +315,24 @@ class KafkaCluster:
             )
         node.pid_file.write_text(str(proc.pid))
         self._procs[node.node_id] = proc
+
+    def ports(self, node: KafkaNode) -> list[int]:
+        """The loopback ports a node listens on."""
+        tls = self.security is not None and self.security.keystore is not None
+        return [node.broker_port, node.controller_port,
+                *([node.broker_port + TLS_PORT_OFFSET] if tls else [])]
+
+    def _check_ports(self, node: KafkaNode) -> None:
+        """Refuse to start a node whose ports another process holds: the JVM would only die
+        a little later, with the reason deep in its log."""
+        deadline = time.monotonic() + PORT_WAIT_S  # a node just killed may still hold them
+        while (taken := [p for p in self.ports(node) if not port_free(p)]) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        if taken:
+            raise InfraError(
+                f"Kafka node {node.node_id}: port(s) {', '.join(map(str, taken))} on 127.0.0.1 "
+                "in use by another process (FRAUDSTREAM_KAFKA_BASE_PORT chooses other ports)"
+            )
 
     def up(self) -> None:
         """Idempotently format, start and wait for every node."""

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import time
 from pathlib import Path
 
@@ -86,3 +87,15 @@ def error_lines(path: Path, limit: int = 20, context: int = 3) -> list[str]:
             cut = next((j for j, x in enumerate(more) if x.startswith("[")), len(more))
             records.append([line, *more[:cut]])
     return [x for record in records[-limit:] for x in record]
+
+
+def port_free(port: int, host: str = "127.0.0.1") -> bool:
+    """Whether a server could listen on ``host:port`` now (bound with SO_REUSEADDR, as Kafka
+    and PostgreSQL bind: a port left in TIME_WAIT counts as free)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind((host, port))
+        except OSError:
+            return False
+    return True
