@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from confluent_kafka import Consumer, TopicPartition
+from confluent_kafka import Consumer, KafkaException, TopicPartition
 
 from fraudstream.bench.procmon import _memory
 from fraudstream.bench.runner import Components, _loadgen, _read_json, make_frame
@@ -35,6 +35,7 @@ from fraudstream.bench.sandbox import Sandbox
 from fraudstream.settings import Settings
 
 DETECTOR_GROUP = "fraudstream-detector"
+MAX_PROBE_ERRORS = 6  # consecutive failed lag probes (a minute at 10-s samples) end the soak
 
 
 @dataclass
@@ -68,6 +69,7 @@ class SoakResult:
 
 
 def _lag(probe: Consumer, topic: str, partitions: list[int]) -> int:
+    """Messages of ``input`` not yet committed by the detector's group."""
     tps = [TopicPartition(topic, p) for p in partitions]
     committed = {tp.partition: tp.offset for tp in probe.committed(tps, timeout=10)}
     lag = 0
@@ -121,11 +123,23 @@ def run_soak(base: Settings, cfg: SoakConfig, out: Path, progress: Callable[[str
         started = time.monotonic()
         hard_stop = started + cfg.seconds + 120
         next_sample = started
+        probe_errors = 0
         while time.monotonic() < hard_stop:
             now = time.monotonic()
             if now >= next_sample:
                 rss, _ = _memory(detector.pid)
-                lag = _lag(probe, topic, parts)
+                try:
+                    lag = _lag(probe, topic, parts)
+                    probe_errors = 0
+                except KafkaException as exc:
+                    # The group coordinator moves when the controller rebalances leaders (every
+                    # 5 min by default): the probe asks again next time. Not the detector's lag.
+                    probe_errors += 1
+                    if probe_errors > MAX_PROBE_ERRORS:
+                        raise
+                    progress(f"lag probe failed ({exc.args[0].name()}): sample skipped")
+                    next_sample += cfg.sample_s
+                    continue
                 sample = {"t": round(now - started, 1), "rss_mb": round(rss / 2**20, 1), "lag": lag}
                 result.samples.append(sample)
                 progress(f"t={sample['t']:.0f}s rss={sample['rss_mb']} MB lag={lag}")
