@@ -68,3 +68,12 @@ def test_bench_quick_writes_results_and_plot(infra: Infra, tmp_path: Path) -> No
     (flat,) = floor["latency"]
     assert flat["decisions"] == flat["producer_sent"]
     assert 0 < flat["p50_ms"] <= flat["p99_ms"] <= flat["max_ms"]
+
+    # The detectors ran as the deployment's least-privileged login, not as the schema owner.
+    starts = [
+        json.loads(line)
+        for f in (tmp_path / "logs").glob("*-detect-*.log")
+        for line in f.read_text().splitlines()
+        if '"detector.start"' in line
+    ]
+    assert starts and all(s["least_privilege"] for s in starts)

@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import numpy as np
+import pytest
 from confluent_kafka import TopicPartition
 
+from fraudstream.contracts.batch import EPOCH_2000_MS, TxBatch
+from fraudstream.features.customer import CustomerState
+from fraudstream.features.terminal import TerminalState
 from fraudstream.pipeline.worker import Worker
 
 
@@ -20,3 +25,47 @@ def test_a_stopping_worker_claims_no_partition() -> None:
     worker._committed = refuse  # type: ignore[method-assign]
     worker._on_assign(None, [TopicPartition("input", 1)])  # type: ignore[arg-type]
     assert worker.states == {}
+
+
+class _ReadTheFastPartition(Exception):
+    pass
+
+
+def test_the_terminal_state_is_held_before_the_batch_is_read() -> None:
+    """Reading a batch (``read_through``) runs the terminal state's clock up to the worker's
+    fastest partition. A partition just handed to the worker far behind it must keep its
+    history through that read: the hold is set before, not after (a 1 -> 3 -> 1 rebalance once
+    decided 30-day terminal windows with up to 5 transactions missing)."""
+    day = 86_400_000
+    t0 = EPOCH_2000_MS + 7000 * day
+    worker = Worker.__new__(Worker)
+    worker.stopping = False
+    worker.terminal = TerminalState(late_margin_ms=2 * day)
+    # The history partition 0 needs (it resumes at day 40), observed before it was assigned.
+    for d in range(41):
+        worker.terminal.observe(_day(d, t0, "slow"))
+    worker.states = {0: CustomerState(), 2: CustomerState()}
+    worker.progress = {2: t0 + 40 * day}  # partition 0 was just assigned: nothing decided yet
+    assert worker.terminal.exact_at(t0 + 40 * day)
+
+    class Reader:
+        def read_through(self, owned: dict[int, int], should_stop: object) -> None:
+            for d in range(41, 160):  # partition 2's batch, months ahead
+                worker.terminal.observe(_day(d, t0, "fast"))
+            raise _ReadTheFastPartition
+
+    worker.reader = Reader()  # type: ignore[assignment]
+    with pytest.raises(_ReadTheFastPartition):
+        worker._prepare([], arrived=0.0)
+    assert worker.terminal.exact_at(t0 + 40 * day), "history partition 0 needs was expired"
+
+
+def _day(d: int, t0: int, tag: str) -> TxBatch:
+    n = 50
+    cents = np.ones(n, dtype=np.int64)
+    return TxBatch(
+        transaction_id=[f"{tag}{d}-{i}" for i in range(n)], customer_id=["c"] * n,
+        terminal_id=[f"T{i % 7}" for i in range(n)],
+        time_ms=np.array([t0 + d * 86_400_000 + i for i in range(n)], dtype=np.int64),
+        tx_amount=cents / 100.0, amount_cents=cents,
+    )

@@ -18,6 +18,7 @@ from psycopg import sql
 
 import fraudstream
 from fraudstream.db.migrate import migrate
+from fraudstream.db.roles import provision_detector
 from fraudstream.infra.topics import ensure_topics, topic_specs
 from fraudstream.settings import Settings
 
@@ -42,7 +43,7 @@ class Sandbox:
         database = f"bench_{unique}"
         with psycopg.connect(base.dsn, autocommit=True) as conn:
             conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(database)))
-        dsn = base.dsn.rsplit("/", 1)[0] + f"/{database}"
+        dsn = _with_database(base.dsn, database)
         bootstrap = base.bootstrap_servers()
         settings = base.model_copy(
             update={
@@ -58,6 +59,13 @@ class Sandbox:
         brokers = len(admin.list_topics(timeout=30).brokers)
         ensure_topics(admin, topic_specs(settings, brokers))
         migrate(settings.dsn)
+        # The detectors run as the deployment's least-privileged login, as they would in
+        # production (the sandbox database's grants come with the migrations).
+        detector = {}
+        if base.detector_dsn != base.dsn:
+            detector_dsn = _with_database(base.detector_dsn, database)
+            provision_detector(dsn, detector_dsn)
+            detector = {"FRAUDSTREAM_DETECTOR_DATABASE_URL": detector_dsn}
         env = {
             **{
                 k: v
@@ -66,6 +74,7 @@ class Sandbox:
             },
             "KAFKA_BOOTSTRAP_SERVERS": bootstrap,
             "DATABASE_URL": dsn,
+            **detector,
             "FRAUDSTREAM_TOPIC_INPUT": settings.topic_input,
             "FRAUDSTREAM_TOPIC_OUTPUT": settings.topic_output,
             "FRAUDSTREAM_TOPIC_TRAINING": settings.topic_training,
@@ -126,3 +135,8 @@ class Sandbox:
             conn.execute(
                 sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(self.database))
             )
+
+
+def _with_database(url: str, database: str) -> str:
+    """``url`` (a ``postgresql://`` URL) naming ``database`` instead of its own."""
+    return url.rsplit("/", 1)[0] + f"/{database}"

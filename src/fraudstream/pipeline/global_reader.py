@@ -276,6 +276,10 @@ class GlobalReader:
         self._shared.setdefault(partition, deque())
         self._share_from[partition] = max(0, from_offset)
 
+    def shared_from(self) -> dict[int, int]:
+        """Shared partition -> the first offset kept for the worker (see :meth:`share`)."""
+        return dict(self._share_from)
+
     def unshare(self, partition: int) -> None:
         self._shared.pop(partition, None)
         self._share_from.pop(partition, None)

@@ -335,12 +335,13 @@ class Worker:
         than the state still covers (this worker ran ahead on its other partitions)."""
         floor = min([resume_ms, *self.progress.values()])
         log.info("terminal.rebuild", resume_ms=resume_ms, from_ms=floor - TERMINAL_HISTORY_MS)
+        shared = self.reader.shared_from()  # the new reader re-reads history the worker skips
         self.reader.close()
         self.terminal = TerminalState(late_margin_ms=TERMINAL_LATE_MARGIN_MS)
         self.reader = GlobalReader(self.settings, self.terminal, self.clock_ms)
         self.reader.start(floor - TERMINAL_HISTORY_MS)
         for p in self.states:
-            self.reader.share(p)
+            self.reader.share(p, shared.get(p, 0))
 
     def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         revoked = {tp.partition for tp in partitions}
@@ -448,6 +449,11 @@ class Worker:
         """Steps 1-3: validate, features, rules, score, decision; encode outputs and rows.
         ``arrived``: monotonic time ``msgs`` were consumed (the arrival grace counts from it)."""
         started = time.monotonic()
+        # Hold before the reader reads anything: reading the batch runs the terminal state's
+        # clock up to its fastest partition, and without a hold it would expire what a slower
+        # (e.g. just assigned) partition still needs. Before decoding, a partition's earliest
+        # time to decide is taken as its last decided one (none yet: everything is kept).
+        self._hold_terminal({})
         # The reader validates each message once for both (``decoded``): it reads the batch first.
         through = {cast(int, m.partition()): cast(int, m.offset()) for m in msgs}
         self.reader.read_through({p: o for p, o in through.items() if p in self.states},
@@ -469,9 +475,7 @@ class Worker:
         if columns:
             # The terminal state keeps what the slowest owned partition still needs, however
             # far the reader runs ahead for the others.
-            pending = {p: int(c.time_ms.min()) for p, c in columns.items()}
-            floor = [pending.get(p, self.progress.get(p)) for p in self.states]
-            self.terminal.hold(min((f if f is not None else 0) for f in floor) if floor else None)
+            self._hold_terminal({p: int(c.time_ms.min()) for p, c in columns.items()})
             t_max = max(int(c.time_ms.max()) for c in columns.values())
             owned = {pb.partition: pb.last_offset for pb in batches}
             self.reader.advance_to(t_max, should_stop=lambda: self.stopping, owned=owned,
@@ -491,6 +495,13 @@ class Worker:
             out.latest[pb.partition] = int(cols.time_ms.max())
         out.epochs = {r.source_partition: self.epochs[r.source_partition] for r in out.rows}
         return out
+
+    def _hold_terminal(self, pending: dict[int, int]) -> None:
+        """Keep in the terminal state what the slowest owned partition still needs: from the
+        earliest time of its ``pending`` batch, else the last time it decided (0, keeping
+        everything, for a partition that has decided nothing yet)."""
+        floor = [pending.get(p, self.progress.get(p)) for p in self.states]
+        self.terminal.hold(min((f if f is not None else 0) for f in floor) if floor else None)
 
     def _deliver(self, b: _Prepared) -> _Outcome:
         """Steps 4-5: rows to PostgreSQL, then the Kafka transaction."""
