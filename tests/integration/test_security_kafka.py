@@ -1,7 +1,8 @@
 """Kafka SASL/SCRAM-SHA-512 (and over TLS) against a real broker: fraudstream's own client
 settings produce and consume through it; a wrong password or no authentication is refused.
 
-One KRaft node of its own (ports 35092+, apart from every suite's clusters) with SCRAM users
+One KRaft node of its own (ports 31092+, apart from every suite's clusters and below the
+kernel's ephemeral range, where a client's own port could hold one) with SCRAM users
 added at format time, a SASL_PLAINTEXT listener and a SASL_SSL listener whose self-signed
 certificate is made by ``keytool`` here; stopped and purged at the end.
 """
@@ -33,7 +34,7 @@ from .streams import decisions, feed, read_topic
 
 pytestmark = pytest.mark.integration
 
-BASE_PORT = int(os.environ.get("FRAUDSTREAM_TEST_SASL_PORT", "35092"))
+BASE_PORT = int(os.environ.get("FRAUDSTREAM_TEST_SASL_PORT", "31092"))
 BROKER = ScramUser("broker", "broker-pw-1")
 CLIENT = ScramUser("fraudstream", "client-pw-2")
 STORE_PW = "store-pw-3"

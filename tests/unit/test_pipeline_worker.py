@@ -10,6 +10,7 @@ from fraudstream.contracts.batch import EPOCH_2000_MS, TxBatch
 from fraudstream.features.customer import CustomerState
 from fraudstream.features.terminal import TerminalState
 from fraudstream.pipeline.worker import Worker
+from fraudstream.settings import Settings
 
 
 def test_a_stopping_worker_claims_no_partition() -> None:
@@ -69,3 +70,54 @@ def _day(d: int, t0: int, tag: str) -> TxBatch:
         time_ms=np.array([t0 + d * 86_400_000 + i for i in range(n)], dtype=np.int64),
         tx_amount=cents / 100.0, amount_cents=cents,
     )
+
+
+def _assigning_worker(
+    terminal: TerminalState, committed: int, last_time: int | None
+) -> tuple[Worker, list[int]]:
+    """A worker owning partition 2 that is handed partition 0 (``committed``: its committed
+    offset, ``last_time``: the event time there); returns it and the rebuilds it asked for."""
+    worker = Worker.__new__(Worker)
+    worker.stopping = False
+    worker.terminal = terminal
+    worker.states = {2: CustomerState()}
+    worker.progress = {2: 0}
+    worker.epochs = {}
+    worker.instance_id = "w"
+    worker.settings = Settings()
+
+    class Sink:
+        def claim(self, topic: str, partition: int, offset: int, instance: str) -> int:
+            return 1
+
+    class Reader:
+        def share(self, partition: int, from_offset: int = 0) -> None:
+            pass
+
+    rebuilds: list[int] = []
+    worker.sink = Sink()  # type: ignore[assignment]
+    worker.reader = Reader()  # type: ignore[assignment]
+    worker._committed = lambda parts: dict.fromkeys(parts, committed)  # type: ignore[method-assign]
+    worker._restore = lambda p, c: (CustomerState(), last_time)  # type: ignore[method-assign]
+    worker._rebuild_terminal = rebuilds.append  # type: ignore[method-assign]
+    return worker, rebuilds
+
+
+def test_a_partition_with_nothing_committed_rebuilds_a_terminal_state_that_ran_ahead() -> None:
+    """Handed a partition nobody committed (decided from its first message), a worker whose
+    terminal state already expired its oldest events must rebuild it from the log: it once
+    decided such a partition on a truncated history (kill -9 test: every terminal feature off)."""
+    day = 86_400_000
+    t0 = EPOCH_2000_MS + 7000 * day
+    ran_ahead = TerminalState(late_margin_ms=2 * day)
+    for d in range(120):
+        ran_ahead.observe(_day(d, t0, "x"))
+    worker, rebuilds = _assigning_worker(ran_ahead, committed=-1001, last_time=None)
+    worker._on_assign(None, [TopicPartition("input", 0)])  # type: ignore[arg-type]
+    assert rebuilds == [EPOCH_2000_MS]  # from the beginning of the log
+
+    untouched = TerminalState(late_margin_ms=2 * day)  # nothing expired yet: nothing to rebuild
+    untouched.observe(_day(0, t0, "y"))
+    worker, rebuilds = _assigning_worker(untouched, committed=-1001, last_time=None)
+    worker._on_assign(None, [TopicPartition("input", 0)])  # type: ignore[arg-type]
+    assert rebuilds == []

@@ -51,6 +51,7 @@ from confluent_kafka import (
     TopicPartition,
 )
 
+from fraudstream.contracts.batch import EPOCH_2000_MS
 from fraudstream.contracts.messages import Decision
 from fraudstream.features.customer import CustomerState
 from fraudstream.features.definitions import FEATURE_NAMES
@@ -321,8 +322,9 @@ class Worker:
             self.epochs[tp.partition] = self.sink.claim(
                 self.settings.topic_input, tp.partition, committed[tp.partition], self.instance_id)
             self.states[tp.partition], last_time = self._restore(tp.partition, committed[tp.partition])
-            if last_time is not None:
-                resumes.append(last_time)
+            # Nothing committed: the partition is decided from its first message, which may be
+            # older than anything still held (this worker ran ahead on its other partitions).
+            resumes.append(last_time if last_time is not None else EPOCH_2000_MS)
             self.reader.share(tp.partition, committed[tp.partition])
             metrics.RESTORE_SECONDS.observe(time.monotonic() - started)
         if resumes and not self.terminal.exact_at(min(resumes)):
