@@ -20,9 +20,10 @@ from fraudstream.infra.kafka import KafkaCluster
 from fraudstream.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[2]
-# Overridable so that two checkouts can run their integration suites side by side.
+# Overridable so that two checkouts can run their integration suites side by side. Below the
+# kernel's ephemeral range (32768+): a listening port there can be held by a client's own end.
 TEST_KAFKA_BASE_PORT = int(os.environ.get("FRAUDSTREAM_TEST_KAFKA_BASE_PORT", "29092"))
-TEST_PG_PORT = int(os.environ.get("FRAUDSTREAM_TEST_PG_PORT", "55433"))
+TEST_PG_PORT = int(os.environ.get("FRAUDSTREAM_TEST_PG_PORT", "29432"))
 
 
 @dataclass
