@@ -73,10 +73,11 @@ def _day(d: int, t0: int, tag: str) -> TxBatch:
 
 
 def _assigning_worker(
-    terminal: TerminalState, committed: int, last_time: int | None
+    terminal: TerminalState, committed: int, last_time: int | None, first_time: int | None = None
 ) -> tuple[Worker, list[int]]:
     """A worker owning partition 2 that is handed partition 0 (``committed``: its committed
-    offset, ``last_time``: the event time there); returns it and the rebuilds it asked for."""
+    offset, ``last_time``: the event time there, ``first_time``: of its first message);
+    returns it and the rebuilds it asked for."""
     worker = Worker.__new__(Worker)
     worker.stopping = False
     worker.terminal = terminal
@@ -99,6 +100,7 @@ def _assigning_worker(
     worker.reader = Reader()  # type: ignore[assignment]
     worker._committed = lambda parts: dict.fromkeys(parts, committed)  # type: ignore[method-assign]
     worker._restore = lambda p, c: (CustomerState(), last_time)  # type: ignore[method-assign]
+    worker._first_time = lambda p: first_time  # type: ignore[method-assign]
     worker._rebuild_terminal = rebuilds.append  # type: ignore[method-assign]
     return worker, rebuilds
 
@@ -112,12 +114,16 @@ def test_a_partition_with_nothing_committed_rebuilds_a_terminal_state_that_ran_a
     ran_ahead = TerminalState(late_margin_ms=2 * day)
     for d in range(120):
         ran_ahead.observe(_day(d, t0, "x"))
-    worker, rebuilds = _assigning_worker(ran_ahead, committed=-1001, last_time=None)
+    worker, rebuilds = _assigning_worker(ran_ahead, committed=-1001, last_time=None, first_time=t0)
     worker._on_assign(None, [TopicPartition("input", 0)])  # type: ignore[arg-type]
-    assert rebuilds == [EPOCH_2000_MS]  # from the beginning of the log
+    assert rebuilds == [t0]  # from its first message
+
+    worker, rebuilds = _assigning_worker(ran_ahead, committed=-1001, last_time=None, first_time=None)
+    worker._on_assign(None, [TopicPartition("input", 0)])  # type: ignore[arg-type]
+    assert rebuilds == []  # an empty partition needs no history
 
     untouched = TerminalState(late_margin_ms=2 * day)  # nothing expired yet: nothing to rebuild
     untouched.observe(_day(0, t0, "y"))
-    worker, rebuilds = _assigning_worker(untouched, committed=-1001, last_time=None)
+    worker, rebuilds = _assigning_worker(untouched, committed=-1001, last_time=None, first_time=t0)
     worker._on_assign(None, [TopicPartition("input", 0)])  # type: ignore[arg-type]
     assert rebuilds == []

@@ -51,7 +51,6 @@ from confluent_kafka import (
     TopicPartition,
 )
 
-from fraudstream.contracts.batch import EPOCH_2000_MS
 from fraudstream.contracts.messages import Decision
 from fraudstream.features.customer import CustomerState
 from fraudstream.features.definitions import FEATURE_NAMES
@@ -285,6 +284,17 @@ class Worker:
                     return m.timestamp()[1]
         return None
 
+    def _first_time(self, partition: int) -> int | None:
+        """Event time of the partition's first message; None when it has none (an empty
+        partition needs no history, and must not cost a rebuild at every assignment)."""
+        probe = self._probe()
+        try:
+            low, high = probe.get_watermark_offsets(
+                TopicPartition(self.settings.topic_input, partition), timeout=30)
+            return self._time_of(probe, partition, low) if high > low else None
+        finally:
+            probe.close()
+
     def _probe(self) -> Consumer:
         return Consumer({
             **self.settings.kafka_client_config(), "group.id": f"{self.group_id}-restore",
@@ -322,9 +332,12 @@ class Worker:
             self.epochs[tp.partition] = self.sink.claim(
                 self.settings.topic_input, tp.partition, committed[tp.partition], self.instance_id)
             self.states[tp.partition], last_time = self._restore(tp.partition, committed[tp.partition])
-            # Nothing committed: the partition is decided from its first message, which may be
-            # older than anything still held (this worker ran ahead on its other partitions).
-            resumes.append(last_time if last_time is not None else EPOCH_2000_MS)
+            if last_time is None:
+                # Nothing committed: decided from its first message, which may be older than
+                # anything still held (this worker ran ahead on its other partitions).
+                last_time = self._first_time(tp.partition)
+            if last_time is not None:
+                resumes.append(last_time)
             self.reader.share(tp.partition, committed[tp.partition])
             metrics.RESTORE_SECONDS.observe(time.monotonic() - started)
         if resumes and not self.terminal.exact_at(min(resumes)):
