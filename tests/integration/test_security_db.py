@@ -188,5 +188,19 @@ def test_grant_detector_command_creates_a_working_login(pipeline: Pipeline, uniq
         with psycopg.connect(url, autocommit=True) as conn, pytest.raises(errors.InsufficientPrivilege):
             conn.execute("DELETE FROM fraudulent_transactions")
     finally:
-        with psycopg.connect(pipeline.settings.dsn, autocommit=True) as conn:
-            conn.execute(sql.SQL("DROP ROLE IF EXISTS {}").format(sql.Identifier(user)))
+        _drop_role(pipeline.settings.dsn, user)
+
+
+def _drop_role(dsn: str, user: str) -> None:
+    """DROP ROLE once the role's closed sessions are gone: a backend drops its temporary tables
+    (the sink's COPY staging table) as it exits, after the client has already closed."""
+    deadline = time.monotonic() + 30
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        while True:
+            try:
+                conn.execute(sql.SQL("DROP ROLE IF EXISTS {}").format(sql.Identifier(user)))
+                return
+            except errors.DependentObjectsStillExist:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.2)
