@@ -6,6 +6,10 @@
 
 JSON Schemas generated from these types are kept in ``schemas/`` (a test keeps them in
 sync). Integers are accepted for the ids and read as their decimal string.
+
+``gc=False``: a detector allocates one of these per message (three per transaction); none can
+be part of a reference cycle (their fields are strings, numbers, times and lists or Structs of
+those), so the cycle collector need not track them (nor traverse them while a batch holds them).
 """
 
 from __future__ import annotations
@@ -19,7 +23,7 @@ Id = Annotated[str | int, msgspec.Meta(description="string, or an integer read a
 AwareDatetime = Annotated[datetime, msgspec.Meta(tz=True, description="ISO-8601 with an offset")]
 
 
-class Transaction(msgspec.Struct, forbid_unknown_fields=False, omit_defaults=True):
+class Transaction(msgspec.Struct, forbid_unknown_fields=False, omit_defaults=True, gc=False):
     """A card transaction on ``input``."""
 
     transaction_id: Id
@@ -35,7 +39,7 @@ class Transaction(msgspec.Struct, forbid_unknown_fields=False, omit_defaults=Tru
     lon: float | None = None
 
 
-class Label(msgspec.Struct, omit_defaults=True):
+class Label(msgspec.Struct, omit_defaults=True, gc=False):
     """Ground truth for a transaction on ``training`` (chargebacks, analyst verdicts)."""
 
     transaction_id: Id
@@ -45,7 +49,7 @@ class Label(msgspec.Struct, omit_defaults=True):
     fraud_scenario: int | None = None
 
 
-class Decision(msgspec.Struct, omit_defaults=False):
+class Decision(msgspec.Struct, omit_defaults=False, gc=False):
     """What the detector decided for one transaction, on ``output``."""
 
     transaction_id: str

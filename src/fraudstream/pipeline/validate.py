@@ -54,7 +54,8 @@ def _lax_transaction() -> tuple[type[msgspec.Struct], re.Pattern[str]]:
             pattern, hint = f.type.pattern, str
         fields.append((f.name, hint) if f.required else (f.name, hint, f.default))
     assert pattern is not None
-    lax = msgspec.defstruct("_LaxTransaction", fields, forbid_unknown_fields=info.forbid_unknown_fields)
+    lax = msgspec.defstruct("_LaxTransaction", fields, forbid_unknown_fields=info.forbid_unknown_fields,
+                           gc=False)  # like Transaction (see contracts.messages)
     return lax, re.compile(pattern)
 
 

@@ -85,10 +85,15 @@ WEDGED_AFTER_S = 15
 #: transactions of the same moment (see ``GlobalReader``): live latency against exact 10-minute
 #: terminal counts when producers deliver partitions a little apart.
 DEFAULT_ARRIVAL_GRACE_S = 0.1
-GC_YOUNG_THRESHOLD = 20_000  # allocations between young collections (Python's default: 700)
+#: Tracked objects alive beyond those at the last collection before a young collection runs
+#: (Python's default: 700). A batch keeps ~8 tracked objects a transaction alive until it is
+#: committed (messages, lists, tuples): at 20,000 the collector traversed them several times a
+#: batch, ~3 us a transaction (a tenth of the detector's time). Above what two batches hold it
+#: runs only when something accumulates (cyclic garbage), which bounds that garbage.
+GC_YOUNG_THRESHOLD = 1_000_000
 _encoder = msgspec.json.Encoder()
 #: ``Decision.features`` as a Struct: encodes as the same JSON object as the dict.
-_Features = msgspec.defstruct("DecisionFeatures", [(name, float) for name in FEATURE_NAMES])
+_Features = msgspec.defstruct("DecisionFeatures", [(name, float) for name in FEATURE_NAMES], gc=False)
 
 
 def wall_clock_ms() -> int:
@@ -191,7 +196,7 @@ class Worker:
         idle_since = time.monotonic()
         # Each batch allocates a few objects per message (decoded messages, output rows): with
         # the default thresholds the collector would traverse the long-lived state every ~70k
-        # allocations, a quarter of the worker's time. Same collections, ~30x less often.
+        # allocations, a quarter of the worker's time (see GC_YOUNG_THRESHOLD).
         thresholds = gc.get_threshold()
         gc.set_threshold(GC_YOUNG_THRESHOLD, thresholds[1], thresholds[2])
         try:
