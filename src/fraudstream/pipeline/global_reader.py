@@ -33,11 +33,12 @@ import time
 import uuid
 from collections import deque
 from collections.abc import Callable
+from typing import cast
 
 import msgspec
 import numpy as np
 import structlog
-from confluent_kafka import OFFSET_BEGINNING, OFFSET_END, Consumer, KafkaError, TopicPartition
+from confluent_kafka import OFFSET_BEGINNING, OFFSET_END, Consumer, KafkaError, Message, TopicPartition
 
 from fraudstream.contracts.messages import Label, Transaction
 from fraudstream.features.terminal import TerminalState
@@ -80,6 +81,13 @@ def decode_label(value: bytes | None) -> Label | None:
         return _label_decoder.decode(value)
     except (msgspec.MsgspecError, UnicodeDecodeError, ValueError, TypeError):
         return None
+
+
+def _strings(ids: list[str | int]) -> list[str]:
+    """Ids as strings (an integer in a message is read as its decimal); no copy when they are."""
+    if all(type(i) is str for i in ids):
+        return cast(list[str], ids)
+    return [str(i) for i in ids]
 
 
 class GlobalReader:
@@ -221,61 +229,96 @@ class GlobalReader:
         """Read what is fetched of the partitions ``keys`` (default: all); if none has anything,
         wait up to ``timeout_s`` (split between them)."""
         keys = keys or list(self.clients)
-        msgs: list = []
-        for key in keys:
-            msgs.extend(consume_ready(self.clients[key], 10000, 0.0))
-        if not msgs and timeout_s > 0:
+        got = [(key, consume_ready(self.clients[key], 10000, 0.0)) for key in keys]
+        if timeout_s > 0 and not any(msgs for _, msgs in got):
             for key in keys:
-                msgs.extend(consume_ready(self.clients[key], 10000, timeout_s / len(keys)))
+                msgs = consume_ready(self.clients[key], 10000, timeout_s / len(keys))
                 if msgs:
+                    got = [(key, msgs)]
                     break
-        tx_ids: list[str] = []
-        terminals: list[str] = []
+        n = 0
+        for key, msgs in got:
+            if msgs:
+                n += len(msgs)
+                if key[0] == self.topics[0]:
+                    self._read_transactions(key, msgs)
+                else:
+                    self._read_labels(key, msgs)
+        return n
+
+    def _read_transactions(self, key: tuple[str, int], msgs: list[Message]) -> None:
+        """Validate one ``input`` partition's messages, observe the accepted ones for the
+        terminal state and keep them for the worker if it owns the partition. One loop per
+        partition (not per message of all of them): this runs for every transaction."""
+        now = self.now_ms()
+        tx_ids: list[str | int] = []
+        terminals: list[str | int] = []
         times: list[int] = []
+        queue = self._shared.get(key[1])
+        room = MAX_SHARED - len(queue) if queue is not None else 0
+        share_from = self._share_from.get(key[1], 0)
+        last = self.last[key]
+        for m in msgs:
+            if m.error() is not None:
+                continue  # end of partition (see _settle), or logged by librdkafka
+            res = validate_timed(m.value(), m.key(), now)
+            if isinstance(res, Invalid):
+                ts = m.timestamp()[1]
+            else:
+                tx, ts = res
+                tx_ids.append(tx.transaction_id)
+                terminals.append(tx.terminal_id)
+                times.append(ts)
+                if room > 0 and queue is not None:
+                    offset: int = m.offset()  # type: ignore[assignment]  # set on a message
+                    if offset >= share_from:
+                        queue.append((offset, res))
+                        room -= 1
+            if ts > last:
+                last = ts
+        self.last[key] = last
+        self._settle(key, msgs)
+        if tx_ids:
+            self.terminal.observe_transactions(_strings(tx_ids), _strings(terminals),
+                                               np.array(times, dtype=np.int64))
+            self.observed += len(tx_ids)
+
+    def _read_labels(self, key: tuple[str, int], msgs: list[Message]) -> None:
+        """Decode one ``training`` partition's labels for the terminal state."""
         label_ids: list[str] = []
         frauds: list[bool] = []
-        now = self.now_ms()
-        input_topic = self.topics[0]
-        last, eof, shared, position = self.last, self.eof, self._shared, self.position
-        share_from = self._share_from
+        last = self.last[key]
         for m in msgs:
-            key = (m.topic(), m.partition())
-            err = m.error()
-            if err is not None:
-                if err.code() == KafkaError._PARTITION_EOF:
-                    eof[key] = True
-                    position[key] = m.offset()
+            if m.error() is not None:
                 continue
-            eof[key] = False
-            position[key] = m.offset() + 1
-            if key[0] == input_topic:
-                res = validate_timed(m.value(), m.key(), now)
-                if isinstance(res, Invalid):
-                    ts = m.timestamp()[1]
-                else:
-                    tx, ts = res
-                    tx_ids.append(str(tx.transaction_id))
-                    terminals.append(str(tx.terminal_id))
-                    times.append(ts)
-                    queue = shared.get(key[1])
-                    if queue is not None and len(queue) < MAX_SHARED and m.offset() >= share_from[key[1]]:
-                        queue.append((m.offset(), res))
-            else:
-                lb = decode_label(m.value())
-                if lb is None:
-                    continue
-                label_ids.append(str(lb.transaction_id))
-                frauds.append(lb.is_fraud)
-                ts = round(lb.labeled_at.timestamp() * 1000)
-            if ts > last[key]:
-                last[key] = ts
-        if tx_ids:
-            self.terminal.observe_transactions(tx_ids, terminals, np.array(times, dtype=np.int64))
-            self.observed += len(tx_ids)
+            lb = decode_label(m.value())
+            if lb is None:
+                continue
+            label_ids.append(str(lb.transaction_id))
+            frauds.append(lb.is_fraud)
+            ts = round(lb.labeled_at.timestamp() * 1000)
+            if ts > last:
+                last = ts
+        self.last[key] = last
+        self._settle(key, msgs)
         if label_ids:
             self.terminal.observe_labels(label_ids, np.asarray(frauds, dtype=bool))
             self.labels += len(label_ids)
-        return len(msgs)
+
+    def _settle(self, key: tuple[str, int], msgs: list[Message]) -> None:
+        """Position and end-of-partition state after a partition's messages: at its end only if
+        the last message or end-of-partition event was the latter (other errors change
+        nothing)."""
+        for m in reversed(msgs):
+            err = m.error()
+            if err is None:
+                self.eof[key] = False
+                self.position[key] = cast(int, m.offset()) + 1
+                return
+            if err.code() == KafkaError._PARTITION_EOF:
+                self.eof[key] = True
+                self.position[key] = cast(int, m.offset())
+                return
 
     # ---- sharing decoded messages with the worker --------------------------------------
     def share(self, partition: int, from_offset: int = 0) -> None:
