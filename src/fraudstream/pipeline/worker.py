@@ -91,6 +91,7 @@ DEFAULT_ARRIVAL_GRACE_S = 0.1
 #: batch, ~3 us a transaction (a tenth of the detector's time). Above what two batches hold it
 #: runs only when something accumulates (cyclic garbage), which bounds that garbage.
 GC_YOUNG_THRESHOLD = 1_000_000
+GC_INTERVAL_S = 60.0  # see Worker._collect_cycles
 _encoder = msgspec.json.Encoder()
 #: ``Decision.features`` as a Struct: encodes as the same JSON object as the dict.
 _Features = msgspec.defstruct("DecisionFeatures", [(name, float) for name in FEATURE_NAMES], gc=False)
@@ -157,6 +158,7 @@ class Worker:
         # Decides a batch while this thread commits the one before (see _handle).
         self._decider = ThreadPoolExecutor(max_workers=1, thread_name_prefix="decide")
         self._last_lag = 0.0
+        self._last_collect = time.monotonic()
         self._last_processed = 0
 
     def _new_producer(self) -> Producer:
@@ -214,6 +216,7 @@ class Worker:
                 elif max_idle_s is not None and time.monotonic() - idle_since > max_idle_s:
                     break
                 self._report_lag()
+                self._collect_cycles()
         except InterruptedError:
             pass
         finally:
@@ -726,6 +729,15 @@ class Worker:
                 self.states[p], _ = self._restore(p, committed[p])
                 offset = committed[p] if committed[p] >= 0 else OFFSET_BEGINNING
                 self.consumer.seek(TopicPartition(self.settings.topic_input, p, offset))
+
+    def _collect_cycles(self) -> None:
+        """Collect the young generations once a minute: with the high threshold the collector
+        would otherwise run only after ~1M tracked objects of cyclic garbage (if some library
+        makes any) had piled up. A few tens of ms, a minute's garbage at most."""
+        now = time.monotonic()
+        if now - self._last_collect >= GC_INTERVAL_S:
+            self._last_collect = now
+            gc.collect(1)
 
     def _report_lag(self) -> None:
         now = time.monotonic()
