@@ -11,6 +11,7 @@ from datetime import UTC, datetime, timedelta, timezone
 import msgspec
 import numpy as np
 import pytest
+from confluent_kafka import KafkaError
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -354,3 +355,42 @@ def test_global_reader_keeps_for_the_worker_only_what_its_consumer_will_read() -
     kept = [off for off, _ in reader._shared[0]]
     assert kept == [m.offset() for m in valid if m.partition() == 0 and m.offset() >= 120]
     assert reader.position[("input", 0)] == max(m.offset() for m in msgs if m.partition() == 0) + 1
+
+
+class _Event(_Fetched):
+    """A fetched event that is not a message: end of partition, or another error."""
+
+    def __init__(self, m: _Msg, code: int) -> None:
+        super().__init__(m, "input")
+        self._code = code
+
+    def error(self) -> KafkaError:  # type: ignore[override]
+        return KafkaError(self._code)
+
+
+def test_global_reader_is_at_a_partition_end_only_after_its_last_event_said_so() -> None:
+    """Position and end-of-partition state come from a partition's last message or end event:
+    an end followed by new messages is no end, an error other than the end changes nothing."""
+    from fraudstream.features.terminal import TerminalState
+
+    reader = GlobalReader.__new__(GlobalReader)
+    reader.topics = ("input", "training")
+    reader.now_ms = lambda: NOW
+    reader.terminal = TerminalState()
+    reader.eof, reader.position = {}, {}
+    reader.observed = reader.labels = 0
+    reader._shared, reader._share_from = {}, {}
+    msgs = [_Fetched(m, "input") for m in _messages() if m.partition() == 0][:3]
+    key = ("input", 0)
+    reader.last = {key: -1}
+    end = _Event(_Msg(0, msgs[-1].offset() + 1, None, None), KafkaError._PARTITION_EOF)
+    other = _Event(_Msg(0, 0, None, None), KafkaError._TRANSPORT)
+    cases = [
+        (msgs + [end], True, end.offset()),
+        ([end] + msgs, False, msgs[-1].offset() + 1),
+        (msgs[:2] + [other], False, msgs[1].offset() + 1),
+    ]
+    for events, at_end, position in cases:
+        reader.clients = {key: _Client(events)}
+        reader.poll(0.0, [key])
+        assert reader.eof[key] is at_end and reader.position[key] == position
