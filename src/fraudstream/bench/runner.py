@@ -25,6 +25,8 @@ from fraudstream.pipeline.consume import consume_ready
 from fraudstream.settings import Settings
 
 TX_PER_CUSTOMER_DAY = 1.9  # the handbook simulator's average
+#: Event time from a transaction to its label when event time is the data's (the handbook's delay).
+LABEL_DELAY_EVENT_S = 7 * 86_400.0
 
 
 @dataclass
@@ -247,7 +249,7 @@ def run_throughput(
     try:
         mon.phase = f"preload W={workers}"
         proc, summary = _loadgen(
-            sb, comps, "preload", frame_path, "replay", count=n, label_delay_s=7 * 86400.0
+            sb, comps, "preload", frame_path, "replay", count=n, label_delay_s=LABEL_DELAY_EVENT_S
         )
         _wait(proc, cfg.max_phase_s)
         comps.producer = []
@@ -350,6 +352,7 @@ def run_live_throughput(
     about half of it and PostgreSQL's writes bounded the phase (10,341 tx/s)."""
     sb = Sandbox.create(base, log_dir)
     phase = f"live throughput W={workers}"
+    speedup = live_speedup(cfg.live_rate, cfg.customers)
     try:
         mon.phase = phase
         consumer = _output_consumer(sb.settings)
@@ -365,8 +368,8 @@ def run_live_throughput(
             "live",
             rate=cfg.live_rate,
             count=count_max,
-            label_delay_s=7 * 86_400.0,  # event time, as in the preload
-            speedup=live_speedup(cfg.live_rate, cfg.customers),
+            label_delay_s=LABEL_DELAY_EVENT_S,
+            speedup=speedup,
         )
         timeline: list[tuple[float, int]] = []
         count = 0
@@ -393,7 +396,7 @@ def run_live_throughput(
         return {
             "workers": workers,
             "offered_tx_s": cfg.live_rate,
-            "event_speedup": round(live_speedup(cfg.live_rate, cfg.customers)),
+            "event_speedup": round(speedup),
             "producer_sent": sent.get("transactions", 0),
             "producer_achieved_tx_s": round(sent.get("rate", 0.0)),
             "decisions": count,

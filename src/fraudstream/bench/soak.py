@@ -30,7 +30,7 @@ import numpy as np
 from confluent_kafka import Consumer, KafkaException, TopicPartition
 
 from fraudstream.bench.procmon import _memory
-from fraudstream.bench.runner import Components, _loadgen, _read_json, make_frame
+from fraudstream.bench.runner import LABEL_DELAY_EVENT_S, Components, _loadgen, _read_json, make_frame
 from fraudstream.bench.sandbox import Sandbox
 from fraudstream.settings import Settings
 
@@ -54,7 +54,7 @@ class SoakConfig:
         if self.warmup_s is None:
             self.warmup_s = 60.0 if self.speedup <= 1 else max(60.0, 45 * 86_400 / self.speedup)
         if self.label_delay_s is None:
-            self.label_delay_s = 60.0 if self.speedup <= 1 else 7 * 86_400.0
+            self.label_delay_s = 60.0 if self.speedup <= 1 else LABEL_DELAY_EVENT_S
 
 
 @dataclass
