@@ -77,6 +77,11 @@ class Settings(BaseSettings):
     api_secure_cookies: bool = False  # set behind TLS: cookies then carry the Secure flag
     api_stats_window_minutes: int = 60
 
+    # --- Detector ------------------------------------------------------------------------
+    # Encode and publish decisions in a process of the worker's own (the second core), not
+    # on the thread that decides (see pipeline.publisher).
+    publisher_process: bool = True
+
     # --- Logs ---------------------------------------------------------------------------
     log_level: str = "INFO"
     log_json: bool | None = None  # None: JSON lines unless stderr is a terminal

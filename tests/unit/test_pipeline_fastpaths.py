@@ -22,6 +22,7 @@ from fraudstream.pipeline import validate as v
 from fraudstream.pipeline.core import Decisions
 from fraudstream.pipeline.decode import PartitionBatch, split
 from fraudstream.pipeline.global_reader import GlobalReader
+from fraudstream.pipeline.publish import encode_outputs, pack, unpack
 from fraudstream.pipeline.worker import Worker
 from fraudstream.scoring.combine import DECISION_NAMES
 from tests.corpus import GOOD, cases
@@ -280,20 +281,25 @@ def _decided(n: int, seed: int, names: list[str] = FEATURE_NAMES) -> tuple[Parti
     return pb, dec
 
 
+def _shipped(pb: PartitionBatch, dec: Decisions, now_iso: str) -> list[tuple[bytes, bytes]]:
+    """What the publisher process produces: packed by the decider, encoded on its side."""
+    blob = pack(pb, dec, now_iso)
+    assert isinstance(blob, bytes)
+    return encode_outputs(unpack(blob))
+
+
 @pytest.mark.parametrize("seed", [0, 1, 2, 3])
 def test_encode_is_byte_identical_to_the_plain_encoding(seed: int) -> None:
     pb, dec = _decided(300, seed)
     now_iso = datetime.now(UTC).isoformat()
-    worker = Worker.__new__(Worker)
-    assert worker._encode(pb, dec, now_iso) == _old_encode(pb, dec, now_iso)
+    assert _shipped(pb, dec, now_iso) == _old_encode(pb, dec, now_iso)
 
 
 def test_encode_other_feature_sets_and_empty_batches() -> None:
     pb, dec = _decided(50, 5, names=["b", "a"])
-    worker = Worker.__new__(Worker)
-    assert worker._encode(pb, dec, "x") == _old_encode(pb, dec, "x")
+    assert _shipped(pb, dec, "x") == _old_encode(pb, dec, "x")
     empty = PartitionBatch(0)
-    assert worker._encode(empty, Decisions(np.zeros(0), np.zeros(0, np.int8), [], {}, None, None), "x") == []
+    assert _shipped(empty, Decisions(np.zeros(0), np.zeros(0, np.int8), [], {}, None, None), "x") == []
 
 
 def test_suspicious_rows_are_unchanged() -> None:

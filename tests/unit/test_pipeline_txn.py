@@ -4,14 +4,19 @@ from __future__ import annotations
 
 import threading
 import time
-from types import SimpleNamespace
+from datetime import UTC, datetime
 
+import numpy as np
 import pytest
 
-from fraudstream.pipeline import worker as worker_mod
+from fraudstream.contracts.messages import Transaction
+from fraudstream.pipeline import txn as txn_mod
+from fraudstream.pipeline.core import Decisions
 from fraudstream.pipeline.decode import PartitionBatch
-from fraudstream.pipeline.txn import Wedged, call_with_deadline
-from fraudstream.pipeline.worker import Worker
+from fraudstream.pipeline.publish import pack
+from fraudstream.pipeline.txn import Topics, TxnPublisher, Wedged, call_with_deadline
+
+_TX = Transaction("t1", datetime(2025, 1, 1, tzinfo=UTC), "c1", "k1", 1.0)
 
 
 def test_a_call_that_returns_gives_its_result_or_its_exception() -> None:
@@ -41,7 +46,8 @@ class _Producer:
     def begin_transaction(self) -> None:
         self.calls.append("begin")
 
-    def produce(self, topic: str, value: bytes, key: bytes | None = None, **_: object) -> None:
+    def produce(self, topic: str, value: bytes | None, key: bytes | None = None, *_: object,
+                **__: object) -> None:
         self.calls.append(f"produce:{topic}")
 
     def send_offsets_to_transaction(self, offsets: list, meta: object, timeout: float) -> None:
@@ -57,24 +63,21 @@ class _Producer:
 
 
 def test_a_wedged_send_offsets_replaces_the_producer_and_aborts_the_batch(monkeypatch) -> None:  # noqa: ANN001
-    monkeypatch.setattr(worker_mod, "SEND_OFFSETS_TIMEOUT_S", 0.1)
-    monkeypatch.setattr(worker_mod, "WEDGED_AFTER_S", 0.2)
-    w = Worker.__new__(Worker)
-    w.settings = SimpleNamespace(topic_input="input", topic_output="output", topic_dlq="input.dlq")
-    w.stopping = False
-    w.consumer = SimpleNamespace(consumer_group_metadata=lambda: "meta")
+    monkeypatch.setattr(txn_mod, "SEND_OFFSETS_TIMEOUT_S", 0.1)
+    monkeypatch.setattr(txn_mod, "WEDGED_AFTER_S", 0.2)
     stuck, fresh = _Producer(block=True), _Producer(block=False)
-    w.producer = stuck
-    w._new_producer = lambda: fresh  # type: ignore[method-assign]
-    pb = PartitionBatch(partition=0)
-    pb.last_offset = 9
+    made = iter([stuck, fresh])
+    pub = TxnPublisher({}, Topics("input", "output", "input.dlq"), new_producer=lambda: next(made))
+    pb = PartitionBatch(partition=0, valid=[_TX], offsets=[9], times=[0], last_offset=9)
+    dec = Decisions(np.zeros(1), np.zeros(1, np.int8), [[]], {}, None, None)
+    payload = [pack(pb, dec, "now")]
     started = time.monotonic()
-    assert w._commit([pb], [(b"k", b"v")]) is False  # the caller rewinds the batch
+    assert pub.commit(payload, [], [(0, 10)], "meta") is False  # the caller rewinds the batch
     assert time.monotonic() - started < 5
     assert stuck.calls == ["begin", "produce:output", "send_offsets"]  # never committed
-    assert w.producer is fresh and fresh.calls == ["init"]
-    assert w._commit([pb], [(b"k", b"v")]) is True
-    assert fresh.calls[-2:] == ["send_offsets", "commit"]
+    assert pub.producer is fresh and fresh.calls == ["init"] and pub.aborts == 1
+    assert pub.commit(payload, [(b"bad", None, [])], [(0, 10)], "meta") is True
+    assert fresh.calls[-4:] == ["produce:output", "produce:input.dlq", "send_offsets", "commit"]
     stuck.release.set()
 
 

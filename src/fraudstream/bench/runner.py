@@ -125,7 +125,7 @@ class Components:
             [
                 Component("kafka brokers (3 JVMs)", self.brokers),
                 Component("postgres", self.postgres, tree=True),
-                Component("detectors", lambda: list(self.detectors)),
+                Component("detectors", lambda: list(self.detectors), tree=True),  # with their publishers
                 Component("producer", lambda: list(self.producer)),
                 Component("naive baseline", lambda: list(self.naive)),
                 Component("bench (measuring consumer)", lambda: [os.getpid()]),

@@ -13,15 +13,27 @@ old one and aborts its transaction) and decides the batch again.
 
 from __future__ import annotations
 
+import contextlib
 import threading
+import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from confluent_kafka import Producer
+import structlog
+from confluent_kafka import KafkaException, Producer, TopicPartition
 
+from fraudstream.pipeline.publish import encode_outputs, unpack
 from fraudstream.settings import Settings
 
+log = structlog.get_logger(__name__)
+
 T = TypeVar("T")
+
+#: ``send_offsets_to_transaction``'s own timeout, and how much longer the publisher waits before
+#: it takes the producer for wedged.
+SEND_OFFSETS_TIMEOUT_S = 30
+WEDGED_AFTER_S = 15
 
 
 def producer_config(settings: Settings, transactional_id: str) -> dict[str, Any]:
@@ -84,3 +96,126 @@ def call_with_deadline(call: Callable[[], T], deadline_s: float, name: str = "tx
     if "error" in box:
         raise box["error"]  # type: ignore[misc]
     return box["result"]  # type: ignore[return-value]
+
+
+@dataclass(frozen=True)
+class Topics:
+    input: str
+    output: str
+    dlq: str
+
+
+#: A dead letter to publish: (value, key, headers).
+DeadRecord = tuple[bytes | None, bytes | None, list[tuple[str, bytes]]]
+
+
+class TxnPublisher:
+    """The detector's Kafka transactions: a batch's decisions to ``output``, its dead letters
+    to the DLQ and its consumed offsets, atomically. Runs in the publisher process (or in
+    the worker's, see ``pipeline.publisher``); ``aborts`` and ``retries`` count for metrics.
+
+    Once ``should_stop()`` (SIGTERM) a retriable error is raised, not retried: the batch is
+    redone by whoever consumes it next.
+    """
+
+    def __init__(self, config: dict[str, Any], topics: Topics,
+                 should_stop: Callable[[], bool] = lambda: False,
+                 new_producer: Callable[[], Producer] | None = None) -> None:
+        self.config = config
+        self.topics = topics
+        self.should_stop = should_stop
+        self._new = new_producer or (lambda: Producer(self.config))
+        self.producer = self._new()
+        self.aborts = 0
+        self.retries = 0
+
+    def init(self) -> None:
+        self._retrying(lambda: self.producer.init_transactions(60))
+
+    def commit(self, payloads: list[bytes], dead: list[DeadRecord], offsets: list[tuple[int, int]],
+               group_metadata: object) -> bool:
+        """Publish the packed partitions' decisions (``publish.pack``), the dead letters and
+        the offsets (partition, next offset of ``input``) atomically. False: aborted (the
+        caller rewinds); an error that is neither retriable nor abortable is raised."""
+        if not offsets:
+            return True
+        tps = [TopicPartition(self.topics.input, p, o) for p, o in offsets]
+        try:
+            self.producer.begin_transaction()
+            out_topic, queue = self.topics.output, self.producer.produce
+            for blob in payloads:
+                for key, value in encode_outputs(unpack(blob)):
+                    try:
+                        queue(out_topic, value, key)
+                    except BufferError:
+                        produce(self.producer, out_topic, value, key)
+            for dead_value, dead_key, headers in dead:
+                produce(self.producer, self.topics.dlq, dead_value, dead_key, headers)
+            producer = self.producer
+            self._retrying(lambda: call_with_deadline(
+                lambda: producer.send_offsets_to_transaction(tps, group_metadata, SEND_OFFSETS_TIMEOUT_S),
+                SEND_OFFSETS_TIMEOUT_S + WEDGED_AFTER_S, "send-offsets"))
+            self._retrying(lambda: self.producer.commit_transaction(60))
+            return True
+        except Wedged as exc:
+            self.aborts += 1
+            log.warning("kafka.producer.wedged", error=str(exc))
+            self._reset(purge=False)
+            return False
+        except KafkaException as exc:
+            err = exc.args[0]
+            self.aborts += 1
+            if err.txn_requires_abort():
+                log.warning("kafka.transaction.abort", error=str(err))
+                try:
+                    self._retrying(lambda: self.producer.abort_transaction(60))
+                except KafkaException as abort_exc:
+                    log.warning("kafka.transaction.abort_failed", error=str(abort_exc.args[0]))
+                    self._reset()
+            elif err.fatal() or self._fatal():
+                log.warning("kafka.producer.fatal", error=str(err))
+                self._reset()
+            else:
+                raise
+            return False
+
+    def close(self) -> None:
+        with contextlib.suppress(KafkaException):  # a fenced producer has nothing to flush
+            self.producer.flush(10)
+
+    def _reset(self, purge: bool = True) -> None:
+        """After a fatal producer error (e.g. the coordinator aborted a transaction that
+        outlived its timeout and bumped the epoch) or a wedged call (``purge=False``: the old
+        producer is left as it is, its blocked thread keeps it alive): a new producer with the
+        same transactional id; its ``init_transactions`` fences the old one and aborts what it
+        left."""
+        if purge:
+            with contextlib.suppress(KafkaException):
+                self.producer.purge()
+        self.producer = self._new()
+        self.init()
+        log.warning("kafka.producer.reset")
+
+    def _fatal(self) -> bool:
+        """Whether the producer is in a fatal state (then every call fails the same way)."""
+        try:
+            self.producer.poll(0)
+        except KafkaException as exc:
+            return bool(exc.args[0].fatal())
+        return False
+
+    def _retrying(self, call: Callable[[], object]) -> None:
+        """Retry a transactional call while Kafka says the error is retriable (e.g. a timeout)."""
+        backoff = 0.2
+        while True:
+            try:
+                call()
+                return
+            except KafkaException as exc:
+                err = exc.args[0]
+                if not err.retriable() or self.should_stop():
+                    raise
+                self.retries += 1
+                log.warning("kafka.retry", error=str(err), backoff_s=backoff)
+                time.sleep(backoff)
+                backoff = min(backoff * 2, 5.0)

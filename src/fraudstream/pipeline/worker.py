@@ -38,7 +38,6 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, cast
 
-import msgspec
 import numpy as np
 import structlog
 from confluent_kafka import (
@@ -47,11 +46,9 @@ from confluent_kafka import (
     KafkaError,
     KafkaException,
     Message,
-    Producer,
     TopicPartition,
 )
 
-from fraudstream.contracts.messages import Decision
 from fraudstream.features.customer import CustomerState
 from fraudstream.features.definitions import FEATURE_NAMES
 from fraudstream.features.terminal import TerminalState
@@ -61,7 +58,9 @@ from fraudstream.pipeline.consume import consume_ready
 from fraudstream.pipeline.core import Decisions, Model, process
 from fraudstream.pipeline.decode import DeadLetter, PartitionBatch, split
 from fraudstream.pipeline.global_reader import PREFETCH_MESSAGES, GlobalReader
-from fraudstream.pipeline.txn import Wedged, call_with_deadline, produce, producer_config
+from fraudstream.pipeline.publish import pack
+from fraudstream.pipeline.publisher import InlinePublisher, ProcessPublisher, Publisher
+from fraudstream.pipeline.txn import DeadRecord, Topics, producer_config
 from fraudstream.rules.watcher import RuleWatcher
 from fraudstream.scoring.combine import DECISION_NAMES, Thresholds
 from fraudstream.settings import Settings
@@ -77,10 +76,6 @@ TERMINAL_HISTORY_MS = 38 * DAY_MS  # terminal windows (7 + 30 d) + margin
 TERMINAL_LATE_MARGIN_MS = 2 * DAY_MS
 #: Messages per batch (one Kafka transaction each): a commit costs tens of ms whatever its size.
 DEFAULT_BATCH_SIZE = 20_000
-#: ``send_offsets_to_transaction``'s own timeout, and how much longer the worker waits before
-#: it takes the producer for wedged (see ``pipeline.txn``).
-SEND_OFFSETS_TIMEOUT_S = 30
-WEDGED_AFTER_S = 15
 #: How long a batch waits, after it arrived, for other partitions at their end to receive the
 #: transactions of the same moment (see ``GlobalReader``): live latency against exact 10-minute
 #: terminal counts when producers deliver partitions a little apart.
@@ -92,9 +87,6 @@ DEFAULT_ARRIVAL_GRACE_S = 0.1
 #: runs only when something accumulates (cyclic garbage), which bounds that garbage.
 GC_YOUNG_THRESHOLD = 1_000_000
 GC_INTERVAL_S = 60.0  # see Worker._collect_cycles
-_encoder = msgspec.json.Encoder()
-#: ``Decision.features`` as a Struct: encodes as the same JSON object as the dict.
-_Features = msgspec.defstruct("DecisionFeatures", [(name, float) for name in FEATURE_NAMES], gc=False)
 
 
 def wall_clock_ms() -> int:
@@ -146,7 +138,8 @@ class Worker:
         })
         self.instance_id = f"{group_id}-{uuid.uuid4().hex[:12]}"
         self.epochs: dict[int, int] = {}  # partition -> fencing epoch in PostgreSQL (sink.claim)
-        self.producer = self._new_producer()
+        self.publisher = self._new_publisher()
+        self._counted = (0, 0)  # the publisher's aborts and retries already in the metrics
         self.reader = GlobalReader(settings, self.terminal, clock_ms)
         self.sink = SuspiciousSink(settings.dsn, should_stop=lambda: self.stopping)
         self.rules = RuleWatcher(settings.dsn, interval_s=1.0, features=FEATURE_NAMES)
@@ -161,21 +154,14 @@ class Worker:
         self._last_collect = time.monotonic()
         self._last_processed = 0
 
-    def _new_producer(self) -> Producer:
-        return Producer(producer_config(self.settings, self.instance_id))
-
-    def _reset_producer(self, purge: bool = True) -> None:
-        """After a fatal producer error (e.g. the coordinator aborted a transaction that
-        outlived its timeout and bumped the epoch) or a wedged call (``purge=False``: the old
-        producer is left as it is, its blocked thread keeps it alive): a new producer with the
-        same transactional id; its ``init_transactions`` fences the old one and aborts what it
-        left."""
-        if purge:
-            with contextlib.suppress(KafkaException):
-                self.producer.purge()
-        self.producer = self._new_producer()
-        self._retrying(lambda: self.producer.init_transactions(60))
-        log.warning("kafka.producer.reset")
+    def _new_publisher(self) -> Publisher:
+        """The Kafka transactions, in a process of their own by default (``pipeline.publisher``)."""
+        s = self.settings
+        config = producer_config(s, self.instance_id)
+        topics = Topics(input=s.topic_input, output=s.topic_output, dlq=s.topic_dlq)
+        if s.publisher_process:
+            return ProcessPublisher(config, topics, lambda: self.stopping, s.log_level, s.log_json)
+        return InlinePublisher(config, topics, lambda: self.stopping)
 
     # ---- lifecycle -------------------------------------------------------------------
     def install_signal_handlers(self) -> None:
@@ -187,7 +173,7 @@ class Worker:
 
     def run(self, max_idle_s: float | None = None) -> None:
         """Consume until SIGTERM (or ``max_idle_s`` without input, for batch runs)."""
-        self.producer.init_transactions(60)
+        self.publisher.start()
         self.rules.poll(force=True)
         self._poll_model(force=True)
         self.reader.start(self._global_start_ms())
@@ -256,8 +242,7 @@ class Worker:
             self._decider.shutdown(wait=True)
             self.reader.close()
             self.sink.close()
-            with contextlib.suppress(KafkaException):  # a fenced producer has nothing to flush
-                self.producer.flush(10)
+            self.publisher.close()
 
     @staticmethod
     def _usable(m: Message) -> bool:
@@ -513,7 +498,7 @@ class Worker:
             state = self.states[pb.partition]
             dec = process(cols, state, self.terminal, rules, self.model, self.thresholds)
             out.decided[pb.partition] = dec
-            out.outputs[pb.partition] = self._encode(pb, dec, now_iso)
+            out.outputs[pb.partition] = pack(pb, dec, now_iso)
             out.rows.extend(self._suspicious(pb, dec))
             out.latest[pb.partition] = int(cols.time_ms.max())
         out.epochs = {r.source_partition: self.epochs[r.source_partition] for r in out.rows}
@@ -533,7 +518,7 @@ class Worker:
             inserted = self.sink.write(b.rows, self.settings.topic_input, b.epochs)
         except Fenced as exc:
             return _Outcome(b, lost=exc.partitions, rewind=[p for p in partitions if p not in exc.partitions])
-        outputs = [o for p in partitions for o in b.outputs.get(p, ())]
+        outputs = [b.outputs[p] for p in partitions if p in b.outputs]
         if not self._commit(b.batches, outputs):
             return _Outcome(b, rewind=partitions)
         return _Outcome(b, inserted=inserted)
@@ -568,45 +553,6 @@ class Worker:
         metrics.BATCH_SIZE.observe(b.n_messages)
         metrics.BATCH_SECONDS.observe(outcome.finished - b.started)
 
-    def _encode(self, pb: PartitionBatch, dec: Decisions, now_iso: str) -> list[tuple[bytes, bytes]]:
-        """One ``output`` message (key, JSON value) per valid transaction of ``pb``."""
-        n = len(pb.valid)
-        if n == 0:
-            return []
-        names = list(dec.features)
-        if names == FEATURE_NAMES:
-            # A Struct with the features as fields encodes exactly as the dict, only faster.
-            matrix = np.column_stack([dec.features[k] for k in names]) if names else np.zeros((n, 0))
-            rows = np.nan_to_num(matrix, nan=0.0, posinf=0.0, neginf=0.0).tolist()
-            features: list[Any] = [_Features(*row) for row in rows]  # encodes as the dict
-        else:
-            cols = [np.nan_to_num(dec.features[k], nan=0.0, posinf=0.0, neginf=0.0).tolist() for k in names]
-            features = [dict(zip(names, row, strict=True)) for row in zip(*cols, strict=True)]
-        # isoformat() of a whole-second UTC time, from the event times (vectorised).
-        seconds = np.asarray(pb.times, dtype=np.int64) // 1000
-        utc_iso = np.datetime_as_string(seconds.astype("datetime64[s]")).tolist()
-        scores = dec.score.tolist()
-        decisions = [DECISION_NAMES[c] for c in dec.decision.tolist()]
-        reasons = dec.reasons
-        model_version, rules_version = dec.model_version, dec.rules_version
-        encode = _encoder.encode
-        out = []
-        for i, tx in enumerate(pb.valid):
-            when = tx.tx_datetime
-            if when.tzinfo is UTC and not when.microsecond:
-                when_iso = utc_iso[i] + "+00:00"
-            else:
-                when_iso = when.isoformat()
-            customer = str(tx.customer_id)
-            # Positional: the field order of Decision.
-            msg = Decision(
-                str(tx.transaction_id), when_iso, customer, str(tx.terminal_id), tx.tx_amount,
-                tx.currency, scores[i], decisions[i], reasons[i], features[i], model_version,
-                rules_version, now_iso, tx.channel, tx.merchant_category, tx.country, tx.lat, tx.lon,
-            )
-            out.append((customer.encode(), encode(msg)))
-        return out
-
     @staticmethod
     def _suspicious(pb: PartitionBatch, dec: Decisions) -> list[SuspiciousRow]:
         idx = np.flatnonzero(dec.decision >= 1)
@@ -635,75 +581,20 @@ class Worker:
             ))
         return rows
 
-    def _commit(self, batches: list[PartitionBatch], outputs: list[tuple[bytes, bytes]]) -> bool:
-        """Publish the batch and its offsets atomically. False: aborted (the caller rewinds)."""
-        topic = self.settings.topic_input
-        offsets = [TopicPartition(topic, pb.partition, pb.last_offset + 1) for pb in batches]
-        if not offsets:
-            return True
+    def _commit(self, batches: list[PartitionBatch], payloads: list[bytes]) -> bool:
+        """Publish the batch (``payloads``: its partitions' packed decisions), its dead letters
+        and its offsets atomically. False: aborted (the caller rewinds)."""
+        offsets = [(pb.partition, pb.last_offset + 1) for pb in batches]
+        dead: list[DeadRecord] = [
+            (d.message.value(), d.message.key(), _dlq_headers(d)) for pb in batches for d in pb.dead
+        ]
         try:
-            self.producer.begin_transaction()
-            out_topic, queue = self.settings.topic_output, self.producer.produce
-            for key, value in outputs:
-                try:
-                    queue(out_topic, value, key)
-                except BufferError:
-                    produce(self.producer, out_topic, value, key)
-            for pb in batches:
-                for d in pb.dead:
-                    m = d.message
-                    produce(self.producer, self.settings.topic_dlq, m.value(), m.key(), _dlq_headers(d))
-            meta, producer = self.consumer.consumer_group_metadata(), self.producer
-            self._retrying(lambda: call_with_deadline(
-                lambda: producer.send_offsets_to_transaction(offsets, meta, SEND_OFFSETS_TIMEOUT_S),
-                SEND_OFFSETS_TIMEOUT_S + WEDGED_AFTER_S, "send-offsets"))
-            self._retrying(lambda: self.producer.commit_transaction(60))
-            return True
-        except Wedged as exc:
-            metrics.ABORTS.inc()
-            log.warning("kafka.producer.wedged", error=str(exc))
-            self._reset_producer(purge=False)
-            return False
-        except KafkaException as exc:
-            err = exc.args[0]
-            metrics.ABORTS.inc()
-            if err.txn_requires_abort():
-                log.warning("kafka.transaction.abort", error=str(err))
-                try:
-                    self._retrying(lambda: self.producer.abort_transaction(60))
-                except KafkaException as abort_exc:
-                    log.warning("kafka.transaction.abort_failed", error=str(abort_exc.args[0]))
-                    self._reset_producer()
-            elif err.fatal() or self._producer_fatal():
-                log.warning("kafka.producer.fatal", error=str(err))
-                self._reset_producer()
-            else:
-                raise
-            return False
-
-    def _producer_fatal(self) -> bool:
-        """Whether the producer is in a fatal state (then every call fails the same way)."""
-        try:
-            self.producer.poll(0)
-        except KafkaException as exc:
-            return bool(exc.args[0].fatal())
-        return False
-
-    def _retrying(self, call: Callable[[], object]) -> None:
-        """Retry a transactional call while Kafka says the error is retriable (e.g. a timeout)."""
-        backoff = 0.2
-        while True:
-            try:
-                call()
-                return
-            except KafkaException as exc:
-                err = exc.args[0]
-                if not err.retriable() or self.stopping:
-                    raise
-                metrics.RETRIES.labels("kafka").inc()
-                log.warning("kafka.retry", error=str(err), backoff_s=backoff)
-                time.sleep(backoff)
-                backoff = min(backoff * 2, 5.0)
+            return self.publisher.commit(payloads, dead, offsets, self.consumer.consumer_group_metadata())
+        finally:
+            aborts, retries = self.publisher.aborts, self.publisher.retries
+            metrics.ABORTS.inc(aborts - self._counted[0])
+            metrics.RETRIES.labels("kafka").inc(retries - self._counted[1])
+            self._counted = (aborts, retries)
 
     def _fenced(self, lost: list[int], batch: list[int]) -> None:
         """Another worker claimed ``lost``: forget them (the group is handing them over) and
@@ -793,7 +684,7 @@ class _Prepared:
     batches: list[PartitionBatch]
     started: float
     n_messages: int
-    outputs: dict[int, list[tuple[bytes, bytes]]] = field(default_factory=dict)  # per partition
+    outputs: dict[int, bytes] = field(default_factory=dict)  # partition -> publish.pack(...)
     rows: list[SuspiciousRow] = field(default_factory=list)
     decided: dict[int, Decisions] = field(default_factory=dict)
     latest: dict[int, int] = field(default_factory=dict)  # partition -> latest event time decided

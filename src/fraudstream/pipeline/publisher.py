@@ -1,0 +1,263 @@
+"""The publisher: a worker's Kafka transactions, in a process of their own.
+
+Why a process: a worker is one Python process, and CPython runs one thread of it at a time.
+Encoding the decisions as JSON and handing them to librdkafka took two fifths of that time
+(measured with py-spy at 36,000 tx/s), on the same core that validates and decides. The
+worker's main thread already waits for each commit while the decider thread works on the
+next batch (see ``Worker._handle``); now that wait is for this process, which encodes,
+produces and commits on the other core, so the decider has the worker's interpreter to itself.
+
+What crosses the pipe is small: per partition a msgpack blob (``publish.pack``: the decoded
+transactions, scores, codes and the feature matrix as raw float64), the dead letters, the
+offsets and the consumer group metadata (bytes), which ``send_offsets_to_transaction`` needs
+for the broker to fence a zombie worker. The Kafka transaction and every guarantee are those of
+:class:`~fraudstream.pipeline.txn.TxnPublisher`, which this process runs unchanged (and which
+``InlinePublisher`` runs in the worker's own process).
+
+Lifecycle: the worker starts the process, stops it on close, and starts another if it dies
+(the batch is then aborted and redone: the new producer has the same transactional id, so
+its ``init_transactions`` aborts whatever the dead one left open). The process dies with the
+worker (``PR_SET_PDEATHSIG``, and the pipe's end-of-file), ignores SIGINT and SIGTERM (a
+terminal's Ctrl+C reaches the whole process group: the worker decides when it stops), and
+takes SIGUSR1 from the worker as "stopping": retriable errors are then raised, not retried.
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import traceback
+from collections.abc import Callable
+from multiprocessing.connection import Connection
+from pathlib import Path
+from typing import Any, Protocol
+
+import structlog
+from confluent_kafka import KafkaError, KafkaException
+
+from fraudstream.pipeline.txn import DeadRecord, Topics, TxnPublisher
+
+log = structlog.get_logger(__name__)
+
+#: How often the worker, waiting for a reply, looks at its stop flag.
+_POLL_S = 0.2
+
+
+class Publisher(Protocol):
+    @property
+    def aborts(self) -> int: ...
+
+    @property
+    def retries(self) -> int: ...
+
+    def start(self) -> None: ...
+
+    def commit(self, payloads: list[bytes], dead: list[DeadRecord], offsets: list[tuple[int, int]],
+               group_metadata: object) -> bool: ...
+
+    def close(self) -> None: ...
+
+
+class InlinePublisher:
+    """:class:`TxnPublisher` in the worker's own process (``FRAUDSTREAM_PUBLISHER_PROCESS=false``)."""
+
+    def __init__(self, config: dict[str, Any], topics: Topics, should_stop: Callable[[], bool]) -> None:
+        self.txn = TxnPublisher(config, topics, should_stop)
+
+    @property
+    def aborts(self) -> int:
+        return self.txn.aborts
+
+    @property
+    def retries(self) -> int:
+        return self.txn.retries
+
+    def start(self) -> None:
+        self.txn.init()
+
+    def commit(self, payloads: list[bytes], dead: list[DeadRecord], offsets: list[tuple[int, int]],
+               group_metadata: object) -> bool:
+        return self.txn.commit(payloads, dead, offsets, group_metadata)
+
+    def close(self) -> None:
+        self.txn.close()
+
+
+class PublisherDied(Exception):
+    """The publisher process ended without answering."""
+
+
+class ProcessPublisher:
+    """The worker's handle on its publisher process (see the module docstring)."""
+
+    def __init__(self, config: dict[str, Any], topics: Topics, should_stop: Callable[[], bool],
+                 log_level: str = "INFO", log_json: bool | None = None) -> None:
+        self._start_msg = ("start", config, topics, log_level, log_json)
+        self.should_stop = should_stop
+        self.aborts = 0
+        self.retries = 0
+        self._proc: subprocess.Popen[bytes] | None = None
+        self._conn: Connection | None = None
+        self._signalled = False
+        self._spawn()  # imports while the worker sets up; ``start`` waits for it
+
+    def _spawn(self) -> None:
+        ours, theirs = socket.socketpair()
+        # The package wherever the worker found it (an installed one, or a source tree).
+        source = str(Path(__file__).resolve().parents[2])
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join(
+            [source, *filter(None, [os.environ.get("PYTHONPATH")])])}
+        with theirs:
+            self._proc = subprocess.Popen(
+                [sys.executable, "-m", "fraudstream.pipeline.publisher", str(theirs.fileno()),
+                 str(os.getpid())],
+                pass_fds=[theirs.fileno()], stdin=subprocess.DEVNULL, env=env,
+            )
+        self._conn = Connection(ours.detach())
+        self._signalled = False
+
+    @property
+    def pid(self) -> int | None:
+        return self._proc.pid if self._proc is not None else None
+
+    def start(self) -> None:
+        self._call(self._start_msg)
+
+    def commit(self, payloads: list[bytes], dead: list[DeadRecord], offsets: list[tuple[int, int]],
+               group_metadata: object) -> bool:
+        if not offsets:
+            return True
+        try:
+            return bool(self._call(("commit", payloads, dead, offsets, group_metadata)))
+        except PublisherDied as exc:
+            # Whatever it left open is aborted by the next one's init_transactions.
+            log.warning("publisher.died", error=str(exc))
+            self.aborts += 1
+            self._stop_process()
+            self._spawn()
+            self.start()
+            return False
+
+    def close(self) -> None:
+        try:
+            if self._conn is not None and self._proc is not None and self._proc.poll() is None:
+                self._call(("close",))
+        except (PublisherDied, KafkaException) as exc:
+            log.warning("publisher.close", error=str(exc))
+        finally:
+            self._stop_process()
+
+    def _stop_process(self) -> None:
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
+        if self._proc is not None:
+            try:
+                self._proc.wait(15)
+            except subprocess.TimeoutExpired:
+                self._proc.kill()
+                self._proc.wait(5)
+            self._proc = None
+
+    def _call(self, msg: tuple[Any, ...]) -> Any:
+        """Send ``msg`` and wait for the reply; tells the process when the worker is stopping."""
+        conn, proc = self._conn, self._proc
+        if conn is None or proc is None:
+            raise PublisherDied("not running")
+        try:
+            conn.send_bytes(pickle.dumps(msg, protocol=pickle.HIGHEST_PROTOCOL))
+            while not conn.poll(_POLL_S):
+                if self.should_stop() and not self._signalled and proc.poll() is None:
+                    os.kill(proc.pid, signal.SIGUSR1)
+                    self._signalled = True
+            reply = pickle.loads(conn.recv_bytes())
+        except (EOFError, OSError) as exc:
+            raise PublisherDied(f"publisher process exited ({proc.poll()}): {exc}") from exc
+        kind, value, aborts, retries = reply
+        self.aborts += aborts
+        self.retries += retries
+        if kind == "error":
+            code, reason, fatal, retriable, abortable = value
+            raise KafkaException(KafkaError(code, reason, fatal=fatal, retriable=retriable,
+                                            txn_requires_abort=abortable))
+        if kind == "crash":
+            raise RuntimeError(f"publisher process failed:\n{value}")
+        return value
+
+
+# ---- the process ----------------------------------------------------------------------------
+def _die_with_parent(parent: int) -> None:
+    """SIGKILL when the worker dies, even by SIGKILL (Linux; elsewhere the pipe's EOF does)."""
+    import ctypes
+    import ctypes.util
+
+    name = ctypes.util.find_library("c")
+    try:
+        libc = ctypes.CDLL(name) if name else None
+        if libc is not None and hasattr(libc, "prctl"):
+            libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except OSError:
+        pass
+    if os.getppid() != parent:  # it died before prctl took effect
+        os._exit(0)
+
+
+def _serve(conn: Connection, stopping: threading.Event) -> None:
+    from fraudstream.observability import configure_logging
+
+    txn: TxnPublisher | None = None
+    while True:
+        try:
+            msg = pickle.loads(conn.recv_bytes())
+        except EOFError:
+            return  # the worker is gone
+        kind = msg[0]
+        try:
+            if kind == "start":
+                _, config, topics, level, json_logs = msg
+                configure_logging(level, json_logs)
+                txn = TxnPublisher(config, topics, should_stop=stopping.is_set)
+                txn.init()
+                value: object = None
+            elif kind == "commit":
+                assert txn is not None
+                value = txn.commit(*msg[1:])
+            else:  # close
+                if txn is not None:
+                    txn.close()
+                value = None
+            reply: tuple[Any, ...] = ("ok", value)
+        except KafkaException as exc:
+            err = exc.args[0]
+            reply = ("error", (err.code(), err.str(), err.fatal(), err.retriable(), err.txn_requires_abort()))
+        except Exception:  # noqa: BLE001 - a bug: the worker raises it (a respawn would loop)
+            reply = ("crash", traceback.format_exc())
+        counts = (txn.aborts, txn.retries) if txn is not None else (0, 0)
+        if txn is not None:
+            txn.aborts = txn.retries = 0  # reported: the worker keeps the totals
+        conn.send_bytes(pickle.dumps((*reply, *counts), protocol=pickle.HIGHEST_PROTOCOL))
+        if kind == "close":
+            return
+
+
+def main(argv: list[str]) -> None:
+    fd, parent = int(argv[1]), int(argv[2])
+    _die_with_parent(parent)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    stopping = threading.Event()
+    signal.signal(signal.SIGUSR1, lambda *_: stopping.set())
+    conn = Connection(fd)
+    try:
+        _serve(conn, stopping)
+    finally:
+        conn.close()
+
+
+if __name__ == "__main__":
+    main(sys.argv)
