@@ -14,9 +14,8 @@ from fraudstream.pipeline import txn as txn_mod
 from fraudstream.pipeline.core import Decisions
 from fraudstream.pipeline.decode import PartitionBatch
 from fraudstream.pipeline.publish import pack
+from fraudstream.pipeline.publisher import InlinePublisher, Staging
 from fraudstream.pipeline.txn import Topics, TxnPublisher, Wedged, call_with_deadline
-
-_TX = Transaction("t1", datetime(2025, 1, 1, tzinfo=UTC), "c1", "k1", 1.0)
 
 
 def test_a_call_that_returns_gives_its_result_or_its_exception() -> None:
@@ -68,17 +67,42 @@ def test_a_wedged_send_offsets_replaces_the_producer_and_aborts_the_batch(monkey
     stuck, fresh = _Producer(block=True), _Producer(block=False)
     made = iter([stuck, fresh])
     pub = TxnPublisher({}, Topics("input", "output", "input.dlq"), new_producer=lambda: next(made))
-    pb = PartitionBatch(partition=0, valid=[_TX], offsets=[9], times=[0], last_offset=9)
-    dec = Decisions(np.zeros(1), np.zeros(1, np.int8), [[]], {}, None, None)
-    payload = [pack(pb, dec, "now")]
     started = time.monotonic()
-    assert pub.commit(payload, [], [(0, 10)], "meta") is False  # the caller rewinds the batch
+    assert pub.commit([(b"k", b"v")], [], [(0, 10)], "meta") is False  # the caller rewinds the batch
     assert time.monotonic() - started < 5
     assert stuck.calls == ["begin", "produce:output", "send_offsets"]  # never committed
     assert pub.producer is fresh and fresh.calls == ["init"] and pub.aborts == 1
-    assert pub.commit(payload, [(b"bad", None, [])], [(0, 10)], "meta") is True
+    assert pub.commit([(b"k", b"v")], [(b"bad", None, [])], [(0, 10)], "meta") is True
     assert fresh.calls[-4:] == ["produce:output", "produce:input.dlq", "send_offsets", "commit"]
     stuck.release.set()
+
+
+def _staged(partition: int, n: int) -> bytes:
+    txs = [Transaction(f"t{partition}-{i}", datetime(2025, 1, 1, tzinfo=UTC), f"c{i}", "k1", 1.0 + i)
+           for i in range(n)]
+    pb = PartitionBatch(partition=partition, valid=txs, offsets=list(range(n)), times=[1735689600000] * n,
+                        last_offset=n - 1)
+    return pack(pb, Decisions(np.zeros(n), np.zeros(n, np.int8), [[]] * n, {}, None, None), "now")
+
+
+def test_a_commit_publishes_the_staged_partitions_it_names_and_forgets_older_batches() -> None:
+    producer = _Producer(block=False)
+    pub = InlinePublisher({}, Topics("input", "output", "input.dlq"), lambda: False)
+    pub.txn = TxnPublisher({}, pub.txn.topics, new_producer=lambda: producer)
+    pub.stage(1, {0: _staged(0, 2), 1: _staged(1, 3)})  # never committed (rewound)
+    pub.stage(2, {0: _staged(0, 2), 1: _staged(1, 3), 2: _staged(2, 1)})
+    assert pub.commit(2, [0, 2], [], [(0, 2), (2, 1)], "meta") is True  # partition 1 revoked
+    assert producer.calls.count("produce:output") == 3
+    assert pub.commit(1, [0, 1], [], [(0, 2)], "meta") is False  # dropped: redone, not lost
+    assert pub.commit(3, [0], [], [(0, 2)], "meta") is False and pub.aborts == 2  # never staged
+
+
+def test_staging_keeps_a_bounded_number_of_batches() -> None:
+    staging = Staging()
+    for b in range(10):
+        staging.stage(b, {0: _staged(0, 1)})
+    assert staging.take(5, [0]) is None  # older than the last MAX_BATCHES
+    assert staging.take(9, [0]) is not None
 
 
 def test_produce_waits_while_the_local_queue_is_full() -> None:

@@ -7,6 +7,12 @@ worker's main thread already waits for each commit while the decider thread work
 next batch (see ``Worker._handle``); now that wait is for this process, which encodes,
 produces and commits on the other core, so the decider has the worker's interpreter to itself.
 
+Two messages per batch: the decider *stages* its decisions as soon as they are decided, and
+the process encodes them at once (on a thread that reads the pipe), while the previous batch's
+commit is still going on; the worker's main thread then asks it to *commit* the batch (after
+writing its PostgreSQL rows), and only producing and the transaction protocol are left to do.
+A staged batch that is never committed (rewound, revoked) is dropped by the next commit.
+
 What crosses the pipe is small: per partition a msgpack blob (``publish.pack``: the decoded
 transactions, scores, codes and the feature matrix as raw float64), the dead letters, the
 offsets and the consumer group metadata (bytes), which ``send_offsets_to_transaction`` needs
@@ -26,6 +32,7 @@ from __future__ import annotations
 
 import os
 import pickle
+import queue
 import signal
 import socket
 import subprocess
@@ -40,6 +47,7 @@ from typing import Any, Protocol
 import structlog
 from confluent_kafka import KafkaError, KafkaException
 
+from fraudstream.pipeline.publish import encode_outputs, unpack
 from fraudstream.pipeline.txn import DeadRecord, Topics, TxnPublisher
 
 log = structlog.get_logger(__name__)
@@ -57,10 +65,44 @@ class Publisher(Protocol):
 
     def start(self) -> None: ...
 
-    def commit(self, payloads: list[bytes], dead: list[DeadRecord], offsets: list[tuple[int, int]],
-               group_metadata: object) -> bool: ...
+    def stage(self, batch: int, payloads: dict[int, bytes]) -> None:
+        """A decided batch: partition -> ``publish.pack`` blob (called by the decider)."""
+
+    def commit(self, batch: int, partitions: list[int], dead: list[DeadRecord],
+               offsets: list[tuple[int, int]], group_metadata: object) -> bool:
+        """Publish the staged decisions of ``partitions`` (the batch minus revoked ones), the
+        dead letters and the offsets in one Kafka transaction. False: aborted."""
 
     def close(self) -> None: ...
+
+
+class Staging:
+    """Encoded ``output`` messages of staged batches, per partition, until committed."""
+
+    #: Staged batches kept at most: the pending one and the one being decided, plus slack.
+    MAX_BATCHES = 4
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._batches: dict[int, dict[int, list[tuple[bytes, bytes]]]] = {}
+
+    def stage(self, batch: int, payloads: dict[int, bytes]) -> None:
+        encoded = {p: encode_outputs(unpack(blob)) for p, blob in payloads.items()}
+        with self._lock:
+            self._batches[batch] = encoded
+            for old in sorted(self._batches)[: -self.MAX_BATCHES]:
+                del self._batches[old]
+
+    def take(self, batch: int, partitions: list[int]) -> list[tuple[bytes, bytes]] | None:
+        """The messages of ``partitions`` of ``batch`` (None: not staged here, e.g. staged to
+        a publisher process that died since); forgets that batch and every earlier one."""
+        with self._lock:
+            encoded = self._batches.get(batch)
+            for old in [b for b in self._batches if b <= batch]:
+                del self._batches[old]
+        if encoded is None:
+            return None
+        return [m for p in partitions for m in encoded.get(p, ())]
 
 
 class InlinePublisher:
@@ -68,6 +110,7 @@ class InlinePublisher:
 
     def __init__(self, config: dict[str, Any], topics: Topics, should_stop: Callable[[], bool]) -> None:
         self.txn = TxnPublisher(config, topics, should_stop)
+        self.staging = Staging()
 
     @property
     def aborts(self) -> int:
@@ -80,12 +123,25 @@ class InlinePublisher:
     def start(self) -> None:
         self.txn.init()
 
-    def commit(self, payloads: list[bytes], dead: list[DeadRecord], offsets: list[tuple[int, int]],
-               group_metadata: object) -> bool:
-        return self.txn.commit(payloads, dead, offsets, group_metadata)
+    def stage(self, batch: int, payloads: dict[int, bytes]) -> None:
+        self.staging.stage(batch, payloads)
+
+    def commit(self, batch: int, partitions: list[int], dead: list[DeadRecord],
+               offsets: list[tuple[int, int]], group_metadata: object) -> bool:
+        return _commit(self.txn, self.staging, batch, partitions, dead, offsets, group_metadata)
 
     def close(self) -> None:
         self.txn.close()
+
+
+def _commit(txn: TxnPublisher, staging: Staging, batch: int, partitions: list[int],
+            dead: list[DeadRecord], offsets: list[tuple[int, int]], group_metadata: object) -> bool:
+    outputs = staging.take(batch, partitions)
+    if outputs is None:
+        log.warning("publisher.batch_not_staged", batch=batch)
+        txn.aborts += 1
+        return False  # redone: decided again, staged again
+    return txn.commit(outputs, dead, offsets, group_metadata)
 
 
 class PublisherDied(Exception):
@@ -104,6 +160,7 @@ class ProcessPublisher:
         self._proc: subprocess.Popen[bytes] | None = None
         self._conn: Connection | None = None
         self._signalled = False
+        self._send_lock = threading.Lock()  # the decider stages while the main thread commits
         self._spawn()  # imports while the worker sets up; ``start`` waits for it
 
     def _spawn(self) -> None:
@@ -128,12 +185,18 @@ class ProcessPublisher:
     def start(self) -> None:
         self._call(self._start_msg)
 
-    def commit(self, payloads: list[bytes], dead: list[DeadRecord], offsets: list[tuple[int, int]],
-               group_metadata: object) -> bool:
+    def stage(self, batch: int, payloads: dict[int, bytes]) -> None:
+        try:
+            self._send(("stage", batch, payloads))
+        except PublisherDied as exc:  # its commit finds it missing and is redone
+            log.warning("publisher.stage_failed", error=str(exc))
+
+    def commit(self, batch: int, partitions: list[int], dead: list[DeadRecord],
+               offsets: list[tuple[int, int]], group_metadata: object) -> bool:
         if not offsets:
             return True
         try:
-            return bool(self._call(("commit", payloads, dead, offsets, group_metadata)))
+            return bool(self._call(("commit", batch, partitions, dead, offsets, group_metadata)))
         except PublisherDied as exc:
             # Whatever it left open is aborted by the next one's init_transactions.
             log.warning("publisher.died", error=str(exc))
@@ -153,9 +216,10 @@ class ProcessPublisher:
             self._stop_process()
 
     def _stop_process(self) -> None:
-        if self._conn is not None:
-            self._conn.close()
-            self._conn = None
+        with self._send_lock:
+            if self._conn is not None:
+                self._conn.close()
+                self._conn = None
         if self._proc is not None:
             try:
                 self._proc.wait(15)
@@ -164,13 +228,25 @@ class ProcessPublisher:
                 self._proc.wait(5)
             self._proc = None
 
+    def _send(self, msg: tuple[Any, ...]) -> None:
+        data = pickle.dumps(msg, protocol=pickle.HIGHEST_PROTOCOL)
+        with self._send_lock:
+            conn = self._conn
+            if conn is None:
+                raise PublisherDied("not running")
+            try:
+                conn.send_bytes(data)
+            except OSError as exc:
+                raise PublisherDied(f"publisher process gone: {exc}") from exc
+
     def _call(self, msg: tuple[Any, ...]) -> Any:
-        """Send ``msg`` and wait for the reply; tells the process when the worker is stopping."""
+        """Send ``msg`` and wait for the reply; tells the process when the worker is stopping.
+        Only the worker's main thread calls this (replies are not matched to requests)."""
+        self._send(msg)
         conn, proc = self._conn, self._proc
         if conn is None or proc is None:
             raise PublisherDied("not running")
         try:
-            conn.send_bytes(pickle.dumps(msg, protocol=pickle.HIGHEST_PROTOCOL))
             while not conn.poll(_POLL_S):
                 if self.should_stop() and not self._signalled and proc.poll() is None:
                     os.kill(proc.pid, signal.SIGUSR1)
@@ -207,15 +283,31 @@ def _die_with_parent(parent: int) -> None:
         os._exit(0)
 
 
+def _receive(conn: Connection, staging: Staging, inbox: queue.Queue[tuple[Any, ...] | None]) -> None:
+    """Read the pipe: encode staged batches here, hand everything else to the main thread."""
+    try:
+        while True:
+            msg = pickle.loads(conn.recv_bytes())
+            if msg[0] == "stage":
+                staging.stage(msg[1], msg[2])
+            else:
+                inbox.put(msg)
+    except (EOFError, OSError):
+        pass  # the worker is gone
+    except Exception:  # noqa: BLE001 - a bug: the next commit reports it
+        inbox.put(("crashed", traceback.format_exc()))
+        return
+    inbox.put(None)
+
+
 def _serve(conn: Connection, stopping: threading.Event) -> None:
     from fraudstream.observability import configure_logging
 
+    staging = Staging()
+    inbox: queue.Queue[tuple[Any, ...] | None] = queue.Queue()
+    threading.Thread(target=_receive, args=(conn, staging, inbox), name="receive", daemon=True).start()
     txn: TxnPublisher | None = None
-    while True:
-        try:
-            msg = pickle.loads(conn.recv_bytes())
-        except EOFError:
-            return  # the worker is gone
+    while (msg := inbox.get()) is not None:
         kind = msg[0]
         try:
             if kind == "start":
@@ -226,7 +318,9 @@ def _serve(conn: Connection, stopping: threading.Event) -> None:
                 value: object = None
             elif kind == "commit":
                 assert txn is not None
-                value = txn.commit(*msg[1:])
+                value = _commit(txn, staging, *msg[1:])
+            elif kind == "crashed":
+                raise RuntimeError(msg[1])
             else:  # close
                 if txn is not None:
                     txn.close()

@@ -16,14 +16,13 @@ from __future__ import annotations
 import contextlib
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import structlog
 from confluent_kafka import KafkaException, Producer, TopicPartition
 
-from fraudstream.pipeline.publish import encode_outputs, unpack
 from fraudstream.settings import Settings
 
 log = structlog.get_logger(__name__)
@@ -132,23 +131,22 @@ class TxnPublisher:
     def init(self) -> None:
         self._retrying(lambda: self.producer.init_transactions(60))
 
-    def commit(self, payloads: list[bytes], dead: list[DeadRecord], offsets: list[tuple[int, int]],
-               group_metadata: object) -> bool:
-        """Publish the packed partitions' decisions (``publish.pack``), the dead letters and
-        the offsets (partition, next offset of ``input``) atomically. False: aborted (the
-        caller rewinds); an error that is neither retriable nor abortable is raised."""
+    def commit(self, outputs: Iterable[tuple[bytes, bytes]], dead: list[DeadRecord],
+               offsets: list[tuple[int, int]], group_metadata: object) -> bool:
+        """Publish the decisions (``output`` key and value), the dead letters and the offsets
+        (partition, next offset of ``input``) atomically. False: aborted (the caller
+        rewinds); an error that is neither retriable nor abortable is raised."""
         if not offsets:
             return True
         tps = [TopicPartition(self.topics.input, p, o) for p, o in offsets]
         try:
             self.producer.begin_transaction()
             out_topic, queue = self.topics.output, self.producer.produce
-            for blob in payloads:
-                for key, value in encode_outputs(unpack(blob)):
-                    try:
-                        queue(out_topic, value, key)
-                    except BufferError:
-                        produce(self.producer, out_topic, value, key)
+            for key, value in outputs:
+                try:
+                    queue(out_topic, value, key)
+                except BufferError:
+                    produce(self.producer, out_topic, value, key)
             for dead_value, dead_key, headers in dead:
                 produce(self.producer, self.topics.dlq, dead_value, dead_key, headers)
             producer = self.producer

@@ -140,6 +140,7 @@ class Worker:
         self.epochs: dict[int, int] = {}  # partition -> fencing epoch in PostgreSQL (sink.claim)
         self.publisher = self._new_publisher()
         self._counted = (0, 0)  # the publisher's aborts and retries already in the metrics
+        self._batch_id = 0  # of the last batch decided (staged in the publisher)
         self.reader = GlobalReader(settings, self.terminal, clock_ms)
         self.sink = SuspiciousSink(settings.dsn, should_stop=lambda: self.stopping)
         self.rules = RuleWatcher(settings.dsn, interval_s=1.0, features=FEATURE_NAMES)
@@ -490,7 +491,9 @@ class Worker:
                                    settle_at=arrived + self.arrival_grace_s)
         rules = self.rules.current
         now_iso = datetime.now(UTC).isoformat()
-        out = _Prepared(batches=batches, started=started, n_messages=len(msgs))
+        self._batch_id += 1
+        out = _Prepared(batch_id=self._batch_id, batches=batches, started=started, n_messages=len(msgs))
+        payloads: dict[int, bytes] = {}
         for pb in batches:
             if pb.partition not in columns:
                 continue
@@ -498,10 +501,11 @@ class Worker:
             state = self.states[pb.partition]
             dec = process(cols, state, self.terminal, rules, self.model, self.thresholds)
             out.decided[pb.partition] = dec
-            out.outputs[pb.partition] = pack(pb, dec, now_iso)
+            payloads[pb.partition] = pack(pb, dec, now_iso)
             out.rows.extend(self._suspicious(pb, dec))
             out.latest[pb.partition] = int(cols.time_ms.max())
         out.epochs = {r.source_partition: self.epochs[r.source_partition] for r in out.rows}
+        self.publisher.stage(out.batch_id, payloads)  # encoded there while this batch waits
         return out
 
     def _hold_terminal(self, pending: dict[int, int]) -> None:
@@ -518,8 +522,7 @@ class Worker:
             inserted = self.sink.write(b.rows, self.settings.topic_input, b.epochs)
         except Fenced as exc:
             return _Outcome(b, lost=exc.partitions, rewind=[p for p in partitions if p not in exc.partitions])
-        outputs = [b.outputs[p] for p in partitions if p in b.outputs]
-        if not self._commit(b.batches, outputs):
+        if not self._commit(b.batch_id, b.batches):
             return _Outcome(b, rewind=partitions)
         return _Outcome(b, inserted=inserted)
 
@@ -581,15 +584,16 @@ class Worker:
             ))
         return rows
 
-    def _commit(self, batches: list[PartitionBatch], payloads: list[bytes]) -> bool:
-        """Publish the batch (``payloads``: its partitions' packed decisions), its dead letters
-        and its offsets atomically. False: aborted (the caller rewinds)."""
+    def _commit(self, batch_id: int, batches: list[PartitionBatch]) -> bool:
+        """Publish the batch (its partitions' decisions, staged by ``_prepare``), its dead
+        letters and its offsets atomically. False: aborted (the caller rewinds)."""
         offsets = [(pb.partition, pb.last_offset + 1) for pb in batches]
         dead: list[DeadRecord] = [
             (d.message.value(), d.message.key(), _dlq_headers(d)) for pb in batches for d in pb.dead
         ]
         try:
-            return self.publisher.commit(payloads, dead, offsets, self.consumer.consumer_group_metadata())
+            return self.publisher.commit(batch_id, [pb.partition for pb in batches], dead, offsets,
+                                         self.consumer.consumer_group_metadata())
         finally:
             aborts, retries = self.publisher.aborts, self.publisher.retries
             metrics.ABORTS.inc(aborts - self._counted[0])
@@ -681,10 +685,10 @@ class _OffsetOnly:
 class _Prepared:
     """A decided batch waiting for its commit."""
 
+    batch_id: int  # its decisions are staged in the publisher under this id
     batches: list[PartitionBatch]
     started: float
     n_messages: int
-    outputs: dict[int, bytes] = field(default_factory=dict)  # partition -> publish.pack(...)
     rows: list[SuspiciousRow] = field(default_factory=list)
     decided: dict[int, Decisions] = field(default_factory=dict)
     latest: dict[int, int] = field(default_factory=dict)  # partition -> latest event time decided
@@ -700,8 +704,9 @@ class _Prepared:
             return {p: v for p, v in d.items() if p not in partitions}
 
         return _Prepared(
+            batch_id=self.batch_id,
             batches=[pb for pb in self.batches if pb.partition not in partitions],
-            started=self.started, n_messages=self.n_messages, outputs=keep(self.outputs),
+            started=self.started, n_messages=self.n_messages,
             rows=[r for r in self.rows if r.source_partition not in partitions],
             decided=keep(self.decided), latest=keep(self.latest), epochs=keep(self.epochs),
         )
