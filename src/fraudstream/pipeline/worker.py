@@ -16,13 +16,15 @@ its decisions are produced again in a new transaction (the aborted ones are invi
 newly assigned partition is rebuilt by replaying that partition's last 31 days up to the
 committed offset, so features after a crash equal those of an uninterrupted run.
 
-A decided batch waits (``_pending``) until the next ``consume`` has returned, which does not
-wait while a batch is pending; then steps 4-5 run for it on the worker's thread while the new
-messages go through steps 1-3 on a decider thread (see ``_handle``). So no commit is in flight
-while the consumer runs rebalance callbacks (a transactional offset commit cannot finish
-during a rebalance: waiting for one in a callback deadlocks), and a revoked partition's part
-of the pending batch is dropped (its new owner decides it again). If a commit fails, the
-batch decided meanwhile is dropped too and its partitions are rewound.
+Three batches are in the works at once (see ``_handle``): while the decider thread takes
+batch k+1 through steps 1-3, the worker's thread delivers batch k (steps 4-5; the Kafka
+transaction itself runs in the publisher process, see ``pipeline.publisher``) and then
+consumes batch k+2. A delivery always ends before the next consume starts, so no commit is in
+flight while the consumer runs rebalance callbacks (a transactional offset commit cannot
+finish during a rebalance: waiting for one in a callback deadlocks); the callbacks wait for the
+decider instead, and a revoked partition's part of the batch it decided is dropped (its new
+owner decides it again). If a commit fails, the batch decided meanwhile is dropped too and
+its partitions are rewound.
 """
 
 from __future__ import annotations
@@ -33,7 +35,7 @@ import signal
 import time
 import uuid
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor, wait
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, cast
@@ -148,9 +150,11 @@ class Worker:
         self.models = None if model is not None else ModelWatcher(settings.dsn, interval_s=1.0,
                                                                   features=FEATURE_NAMES)
         self.processed = 0
-        self._pending: _Prepared | None = None  # decided, committed after the next consume
-        # Decides a batch while this thread commits the one before (see _handle).
+        # Decides a batch while this thread commits the one before and consumes the one after
+        # (see _handle); _revoked: partitions revoked while it did.
         self._decider = ThreadPoolExecutor(max_workers=1, thread_name_prefix="decide")
+        self._deciding: Future[_Prepared] | None = None
+        self._revoked: set[int] = set()
         self._last_lag = 0.0
         self._last_collect = time.monotonic()
         self._last_processed = 0
@@ -191,13 +195,14 @@ class Worker:
         try:
             while not self.stopping:
                 msgs = self._consume()
+                arrived = time.monotonic()
                 self.rules.poll()
                 self._poll_model()
                 good = [m for m in msgs if m.error() is None]
                 if len(good) < len(msgs):
                     for m in msgs:
                         self._usable(m)  # log the errors
-                self._handle(good)
+                self._handle(good, arrived)
                 if good:
                     idle_since = time.monotonic()
                 elif max_idle_s is not None and time.monotonic() - idle_since > max_idle_s:
@@ -216,9 +221,10 @@ class Worker:
                 self.close()
 
     def _consume(self) -> list[Message]:
-        """The next batch. Nothing decided: wait for the first message. A decided batch waits
-        for this call: take what is ready, or what arrives until the commit interval is up."""
-        if self._pending is None:
+        """The next batch. Nothing being decided: wait for the first message. A batch being
+        decided waits for this call: take what is ready, or what arrives until the commit
+        interval is up."""
+        if self._deciding is None:
             return consume_ready(self.consumer, self.batch_size, wait_s=0.2)
         wait_s = self._last_commit + self.commit_interval_s - time.monotonic()
         if wait_s <= 0:
@@ -318,6 +324,7 @@ class Worker:
             # consumer never gets (a worker once failed its clean stop after a 30 s timeout).
             log.info("partitions.assigned.ignored", partitions=[tp.partition for tp in partitions])
             return
+        self._await_decider()  # it reads the states and the terminal state rebuilt here
         resumes: list[int] = []
         committed = self._committed([tp.partition for tp in partitions])
         for tp in partitions:
@@ -354,8 +361,8 @@ class Worker:
 
     def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         revoked = {tp.partition for tp in partitions}
-        if self._pending is not None:
-            self._pending = self._pending.without(revoked)  # the new owner decides them again
+        self._await_decider()
+        self._revoked |= revoked  # dropped from what it decided: the new owner decides them again
         for tp in partitions:
             self._forget(tp.partition)
         metrics.ASSIGNED.set(len(self.states))
@@ -424,35 +431,58 @@ class Worker:
             pb.offsets = [o for o, k in zip(pb.offsets, keep, strict=True) if k]
             pb.times = [t for t, k in zip(pb.times, keep, strict=True) if k]
 
-    def _handle(self, msgs: list[Message]) -> None:
-        """Commit the pending batch, then decide ``msgs``, which becomes the pending one.
+    def _handle(self, msgs: list[Message], arrived: float | None = None) -> None:
+        """Take the batch being decided, start deciding ``msgs`` (consumed at ``arrived``),
+        and deliver the former meanwhile; the caller then consumes the next batch.
 
-        ``msgs`` are decided on the decider thread while this thread commits: a commit is
-        mostly waiting for the brokers and PostgreSQL (the GIL is released), deciding is
-        CPU. Every call on the worker's own consumer and producer stays on this thread; the
-        decider reads only the global reader's consumer, a client of its own. Rebalance
-        callbacks run inside this thread's consume, never while the decider runs."""
-        arrived = time.monotonic()
-        pending, self._pending = self._pending, None
-        decided = self._decider.submit(self._prepare, msgs, arrived) if msgs else None
+        Deciding is CPU on the decider thread; delivering is mostly waiting for PostgreSQL
+        and the publisher process (the GIL is released), and consuming is librdkafka's work
+        plus a message object each. Every call on the worker's own consumer stays on this
+        thread; the decider reads only the global reader's consumers, clients of its own, and
+        hands its batch to the publisher (``stage``). Rebalance callbacks run inside this
+        thread's consume and wait for the decider first (``_await_decider``)."""
+        prepared = self._collect()
+        decided = self._decider.submit(
+            self._prepare, msgs, time.monotonic() if arrived is None else arrived) if msgs else None
+        self._deciding = decided
         outcome = None
         try:
-            if pending is not None and pending.batches:
+            if prepared is not None and prepared.batches:
                 self._last_commit = time.monotonic()
-                outcome = self._deliver(pending)
+                outcome = self._deliver(prepared)
         except BaseException:
             if decided is not None:
                 wait([decided])  # never leave the decider running on a stopping worker
             raise
-        prepared = decided.result() if decided is not None else None
-        rewound = self._settle(outcome) if outcome is not None else None
-        if rewound is not None:
-            if prepared is not None:
-                # The committed batch was rewound; this one was decided on top of it.
-                again = [p for p in prepared.partitions if p in self.states and p not in rewound]
-                self._rewind(again)
+        if outcome is None or (outcome.lost is None and outcome.rewind is None):
+            if outcome is not None:
+                self._settle(outcome)  # committed: progress and metrics
             return
-        self._pending = prepared
+        # Aborted or fenced: the batch being decided was decided on top of it. Its state
+        # must not change under the decider, so wait for it before rewinding.
+        later = None
+        if decided is not None:
+            wait([decided])
+            later = self._collect()
+        rewound = self._settle(outcome) or set()
+        if later is not None:
+            again = [p for p in later.partitions if p in self.states and p not in rewound]
+            self._rewind(again)
+
+    def _await_decider(self) -> None:
+        """Let the batch being decided finish (a rebalance callback changes what it reads)."""
+        if self._deciding is not None:
+            wait([self._deciding])
+
+    def _collect(self) -> _Prepared | None:
+        """The batch the decider decided, minus the partitions revoked meanwhile (None: none
+        was being decided). Raises what the decider raised."""
+        deciding, self._deciding = self._deciding, None
+        revoked, self._revoked = self._revoked, set()
+        if deciding is None:
+            return None
+        prepared = deciding.result()
+        return prepared.without(revoked) if revoked else prepared
 
     def _prepare(self, msgs: list[Message], arrived: float) -> _Prepared:
         """Steps 1-3: validate, features, rules, score, decision; encode outputs and rows.
@@ -489,7 +519,7 @@ class Worker:
             owned = {pb.partition: pb.last_offset for pb in batches}
             self.reader.advance_to(t_max, should_stop=lambda: self.stopping, owned=owned,
                                    settle_at=arrived + self.arrival_grace_s)
-        rules = self.rules.current
+        rules, model = self.rules.current, self.model  # one of each per batch (swapped meanwhile)
         now_iso = datetime.now(UTC).isoformat()
         self._batch_id += 1
         out = _Prepared(batch_id=self._batch_id, batches=batches, started=started, n_messages=len(msgs))
@@ -499,7 +529,7 @@ class Worker:
                 continue
             cols = columns[pb.partition]
             state = self.states[pb.partition]
-            dec = process(cols, state, self.terminal, rules, self.model, self.thresholds)
+            dec = process(cols, state, self.terminal, rules, model, self.thresholds)
             out.decided[pb.partition] = dec
             payloads[pb.partition] = pack(pb, dec, now_iso)
             out.rows.extend(self._suspicious(pb, dec))
