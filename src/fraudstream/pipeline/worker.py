@@ -16,15 +16,17 @@ its decisions are produced again in a new transaction (the aborted ones are invi
 newly assigned partition is rebuilt by replaying that partition's last 31 days up to the
 committed offset, so features after a crash equal those of an uninterrupted run.
 
-Three batches are in the works at once (see ``_handle``): while the decider thread takes
-batch k+1 through steps 1-3, the worker's thread delivers batch k (steps 4-5; the Kafka
-transaction itself runs in the publisher process, see ``pipeline.publisher``) and then
-consumes batch k+2. A delivery always ends before the next consume starts, so no commit is in
-flight while the consumer runs rebalance callbacks (a transactional offset commit cannot
-finish during a rebalance: waiting for one in a callback deadlocks); the callbacks wait for the
-decider instead, and a revoked partition's part of the batch it decided is dropped (its new
-owner decides it again). If a commit fails, the batch decided meanwhile is dropped too and
-its partitions are rewound.
+Under load four batches are in the works at once (see ``_handle``): while the decider
+thread takes batch k+2 through steps 1-3, the publisher process encodes batch k+1 (decided,
+``_held`` for one round) and the worker's thread delivers batch k (steps 4-5; the Kafka
+transaction runs in the publisher, see ``pipeline.publisher``), then consumes batch k+3. A
+delivery always ends before the next consume starts, so no commit is in flight while the
+consumer runs rebalance callbacks (a transactional offset commit cannot finish during a
+rebalance: waiting for one in a callback deadlocks); the callbacks wait for the decider
+instead, and a revoked partition's part of the batches decided but not committed is dropped
+(its new owner decides it again). If a commit fails, the batches decided after it are
+dropped too and their partitions are rewound. When nothing new is being decided (live
+traffic that the worker keeps up with) nothing is held: a decided batch is delivered at once.
 """
 
 from __future__ import annotations
@@ -155,6 +157,8 @@ class Worker:
         self._decider = ThreadPoolExecutor(max_workers=1, thread_name_prefix="decide")
         self._deciding: Future[_Prepared] | None = None
         self._revoked: set[int] = set()
+        # Decided and staged, delivered at the next _handle: the publisher encodes it meanwhile.
+        self._held: _Prepared | None = None
         self._last_lag = 0.0
         self._last_collect = time.monotonic()
         self._last_processed = 0
@@ -224,7 +228,7 @@ class Worker:
         """The next batch. Nothing being decided: wait for the first message. A batch being
         decided waits for this call: take what is ready, or what arrives until the commit
         interval is up."""
-        if self._deciding is None:
+        if self._deciding is None and self._held is None:
             return consume_ready(self.consumer, self.batch_size, wait_s=0.2)
         wait_s = self._last_commit + self.commit_interval_s - time.monotonic()
         if wait_s <= 0:
@@ -363,6 +367,8 @@ class Worker:
         revoked = {tp.partition for tp in partitions}
         self._await_decider()
         self._revoked |= revoked  # dropped from what it decided: the new owner decides them again
+        if self._held is not None:
+            self._held = self._held.without(revoked)
         for tp in partitions:
             self._forget(tp.partition)
         metrics.ASSIGNED.set(len(self.states))
@@ -432,42 +438,50 @@ class Worker:
             pb.times = [t for t, k in zip(pb.times, keep, strict=True) if k]
 
     def _handle(self, msgs: list[Message], arrived: float | None = None) -> None:
-        """Take the batch being decided, start deciding ``msgs`` (consumed at ``arrived``),
-        and deliver the former meanwhile; the caller then consumes the next batch.
+        """Take the batch the decider finished, start deciding ``msgs`` (consumed at
+        ``arrived``), and deliver meanwhile what is due; the caller then consumes the next one.
 
         Deciding is CPU on the decider thread; delivering is mostly waiting for PostgreSQL
         and the publisher process (the GIL is released), and consuming is librdkafka's work
-        plus a message object each. Every call on the worker's own consumer stays on this
-        thread; the decider reads only the global reader's consumers, clients of its own, and
-        hands its batch to the publisher (``stage``). Rebalance callbacks run inside this
-        thread's consume and wait for the decider first (``_await_decider``)."""
+        plus a message object each. The batch just decided is held for one round when
+        ``msgs`` are being decided: the publisher encodes its messages (staged by
+        ``_prepare``) while this thread delivers the one before, instead of while this
+        thread waits for it. Every call on the worker's own consumer stays on this thread;
+        the decider reads only the global reader's consumers, clients of its own. Rebalance
+        callbacks run inside this thread's consume and wait for the decider first."""
         prepared = self._collect()
         decided = self._decider.submit(
             self._prepare, msgs, time.monotonic() if arrived is None else arrived) if msgs else None
         self._deciding = decided
-        outcome = None
-        try:
-            if prepared is not None and prepared.batches:
+        due = [b for b in (self._held, prepared) if b is not None and b.batches]
+        self._held = None
+        if decided is not None and prepared is not None and due and due[-1] is prepared:
+            self._held = due.pop()
+        for i, batch in enumerate(due):
+            try:
                 self._last_commit = time.monotonic()
-                outcome = self._deliver(prepared)
-        except BaseException:
-            if decided is not None:
-                wait([decided])  # never leave the decider running on a stopping worker
-            raise
-        if outcome is None or (outcome.lost is None and outcome.rewind is None):
-            if outcome is not None:
+                outcome = self._deliver(batch)
+            except BaseException:
+                if decided is not None:
+                    wait([decided])  # never leave the decider running on a stopping worker
+                raise
+            if outcome.lost is None and outcome.rewind is None:
                 self._settle(outcome)  # committed: progress and metrics
+                continue
+            # Aborted or fenced: what was decided after it was decided on top of it. Their
+            # state must not change under the decider: wait for it before rewinding.
+            later = due[i + 1:]
+            if self._held is not None:
+                later.append(self._held)
+                self._held = None
+            if decided is not None:
+                wait([decided])
+                if (last := self._collect()) is not None:
+                    later.append(last)
+            rewound = self._settle(outcome) or set()
+            again = {p for b in later for p in b.partitions if p in self.states and p not in rewound}
+            self._rewind(sorted(again))
             return
-        # Aborted or fenced: the batch being decided was decided on top of it. Its state
-        # must not change under the decider, so wait for it before rewinding.
-        later = None
-        if decided is not None:
-            wait([decided])
-            later = self._collect()
-        rewound = self._settle(outcome) or set()
-        if later is not None:
-            again = [p for p in later.partitions if p in self.states and p not in rewound]
-            self._rewind(again)
 
     def _await_decider(self) -> None:
         """Let the batch being decided finish (a rebalance callback changes what it reads)."""
