@@ -13,7 +13,7 @@ from fraudstream.contracts.messages import Transaction
 from fraudstream.pipeline import txn as txn_mod
 from fraudstream.pipeline.core import Decisions
 from fraudstream.pipeline.decode import PartitionBatch
-from fraudstream.pipeline.publish import pack
+from fraudstream.pipeline.publish import encode_outputs, pack, split_rows, unpack
 from fraudstream.pipeline.publisher import InlinePublisher, Staging
 from fraudstream.pipeline.txn import Topics, TxnPublisher, Wedged, call_with_deadline
 
@@ -125,3 +125,38 @@ def test_produce_waits_while_the_local_queue_is_full() -> None:
     p = _Full()
     produce(p, "t", b"v", b"k", [("h", b"1")])  # type: ignore[arg-type]
     assert p.queued == [("t", b"v", b"k", [("h", b"1")])] and p.polls == 2
+
+
+def test_encoding_in_pieces_gives_the_same_messages() -> None:
+    blob = _staged(0, 2500)
+    whole = encode_outputs(unpack(blob))
+    pieces = [m for chunk in split_rows(unpack(blob), 1000) for m in encode_outputs(chunk)]
+    assert pieces == whole and len(whole) == 2500
+    assert [len(c.transactions) for c in split_rows(unpack(blob), 1000)] == [1000, 1000, 500]
+
+
+def test_a_commit_waits_for_its_batch_to_be_encoded_by_the_encoding_thread() -> None:
+    staging = Staging()
+    staging.queue(1, {0: _staged(0, 3)})
+    staging.queue(2, {0: _staged(0, 4)})
+    got: list[object] = []
+    taker = threading.Thread(target=lambda: got.append(staging.take(2, [0])))
+    taker.start()
+    taker.join(0.3)
+    assert taker.is_alive()  # nothing encoded yet: it waits
+    threading.Thread(target=staging.encode_queued, daemon=True).start()
+    taker.join(5)
+    assert not taker.is_alive() and len(got[0]) == 4  # type: ignore[arg-type]
+    assert staging.take(1, [0]) is None  # dropped by the commit of a later batch
+
+
+def test_the_encoding_thread_stands_aside_while_a_commit_produces() -> None:
+    staging = Staging()
+    threading.Thread(target=staging.encode_queued, daemon=True).start()
+    with staging.producing() as produced:
+        staging.queue(1, {0: _staged(0, 3)})
+        time.sleep(0.3)
+        with staging._cond:
+            assert staging._queued  # paused before its first piece
+        produced()
+        assert staging.take(1, [0]) is not None

@@ -10,6 +10,7 @@ while the worker decides the next batch.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from datetime import UTC
 from typing import Any
 
@@ -76,6 +77,18 @@ def pack(pb: PartitionBatch, dec: Decisions, processed_at: str) -> bytes:
 
 def unpack(blob: bytes) -> PartitionOutput:
     return _unpack(blob)
+
+
+def split_rows(out: PartitionOutput, size: int) -> Iterator[PartitionOutput]:
+    """``out`` in pieces of at most ``size`` transactions (to encode a little at a time)."""
+    n, width = len(out.transactions), 8 * len(out.feature_names)
+    for i in range(0, n, size):
+        j = min(n, i + size)
+        yield msgspec.structs.replace(
+            out, transactions=out.transactions[i:j], local_times=out.local_times[i:j],
+            times=out.times[8 * i:8 * j], score=out.score[8 * i:8 * j], decision=out.decision[i:j],
+            reasons=out.reasons[i:j], features=out.features[width * i:width * j],
+        )
 
 
 def encode_outputs(out: PartitionOutput) -> list[tuple[bytes, bytes]]:

@@ -30,6 +30,7 @@ takes SIGUSR1 from the worker as "stopping": retriable errors are then raised, n
 
 from __future__ import annotations
 
+import contextlib
 import os
 import pickle
 import queue
@@ -39,7 +40,8 @@ import subprocess
 import sys
 import threading
 import traceback
-from collections.abc import Callable
+from collections import deque
+from collections.abc import Callable, Iterator
 from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any, Protocol
@@ -47,7 +49,7 @@ from typing import Any, Protocol
 import structlog
 from confluent_kafka import KafkaError, KafkaException
 
-from fraudstream.pipeline.publish import encode_outputs, unpack
+from fraudstream.pipeline.publish import encode_outputs, split_rows, unpack
 from fraudstream.pipeline.txn import DeadRecord, Topics, TxnPublisher
 
 log = structlog.get_logger(__name__)
@@ -76,27 +78,85 @@ class Publisher(Protocol):
     def close(self) -> None: ...
 
 
-class Staging:
-    """Encoded ``output`` messages of staged batches, per partition, until committed."""
+_Messages = list[tuple[bytes, bytes]]  # output (key, value)
 
-    #: Staged batches kept at most: the pending one and the one being decided, plus slack.
+
+class Staging:
+    """Encoded ``output`` messages of staged batches, per partition, until committed.
+
+    In the publisher process batches are encoded by a thread of their own (:meth:`encode_queued`)
+    so that the pipe keeps being read: a commit request must not wait behind the encoding
+    of the next batch. That thread encodes :data:`CHUNK_ROWS` transactions at a time and
+    stands aside while a commit hands its messages to librdkafka (:meth:`producing`), since
+    both need the process's interpreter and the commit is what the worker is waiting for.
+    """
+
+    #: Staged batches kept at most: the one being delivered, the held one, the one being
+    #: decided, plus slack.
     MAX_BATCHES = 4
+    CHUNK_ROWS = 1000
 
     def __init__(self) -> None:
-        self._lock = threading.Lock()
+        self._cond = threading.Condition()
         self._batches: dict[int, dict[int, list[tuple[bytes, bytes]]]] = {}
+        self._queued: deque[tuple[int, dict[int, bytes]]] = deque()  # not encoded yet
+        self._free = threading.Event()  # no commit is producing
+        self._free.set()
 
     def stage(self, batch: int, payloads: dict[int, bytes]) -> None:
-        encoded = {p: encode_outputs(unpack(blob)) for p, blob in payloads.items()}
-        with self._lock:
+        """Encode now (in the caller's thread)."""
+        self._store(batch, self._encode(payloads))
+
+    def queue(self, batch: int, payloads: dict[int, bytes]) -> None:
+        """For the :meth:`encode_queued` thread."""
+        with self._cond:
+            self._queued.append((batch, payloads))
+            self._cond.notify_all()
+
+    def encode_queued(self) -> None:
+        """The encoding thread's loop (a daemon: it ends with the process)."""
+        while True:
+            with self._cond:
+                self._cond.wait_for(lambda: bool(self._queued))
+                batch, payloads = self._queued[0]
+            encoded = self._encode(payloads, pausable=True)
+            with self._cond:
+                self._queued.popleft()
+                self._store(batch, encoded)
+                self._cond.notify_all()
+
+    @contextlib.contextmanager
+    def producing(self) -> Iterator[Callable[[], None]]:
+        """Around a commit: the encoding thread pauses until the callback it yields is
+        called (every message produced) or the block ends."""
+        self._free.clear()
+        try:
+            yield self._free.set
+        finally:
+            self._free.set()
+
+    def _encode(self, payloads: dict[int, bytes], pausable: bool = False) -> dict[int, _Messages]:
+        encoded: dict[int, _Messages] = {}
+        for p, blob in payloads.items():
+            messages = encoded[p] = []
+            for chunk in split_rows(unpack(blob), self.CHUNK_ROWS):
+                if pausable:
+                    self._free.wait()
+                messages.extend(encode_outputs(chunk))
+        return encoded
+
+    def _store(self, batch: int, encoded: dict[int, list[tuple[bytes, bytes]]]) -> None:
+        with self._cond:
             self._batches[batch] = encoded
             for old in sorted(self._batches)[: -self.MAX_BATCHES]:
                 del self._batches[old]
 
     def take(self, batch: int, partitions: list[int]) -> list[tuple[bytes, bytes]] | None:
         """The messages of ``partitions`` of ``batch`` (None: not staged here, e.g. staged to
-        a publisher process that died since); forgets that batch and every earlier one."""
-        with self._lock:
+        a publisher process that died since), once every batch up to it queued for encoding
+        is encoded; forgets that batch and every earlier one."""
+        with self._cond:
+            self._cond.wait_for(lambda: not any(b <= batch for b, _ in self._queued))
             encoded = self._batches.get(batch)
             for old in [b for b in self._batches if b <= batch]:
                 del self._batches[old]
@@ -141,7 +201,8 @@ def _commit(txn: TxnPublisher, staging: Staging, batch: int, partitions: list[in
         log.warning("publisher.batch_not_staged", batch=batch)
         txn.aborts += 1
         return False  # redone: decided again, staged again
-    return txn.commit(outputs, dead, offsets, group_metadata)
+    with staging.producing() as produced:
+        return txn.commit(outputs, dead, offsets, group_metadata, produced)
 
 
 class PublisherDied(Exception):
@@ -284,12 +345,12 @@ def _die_with_parent(parent: int) -> None:
 
 
 def _receive(conn: Connection, staging: Staging, inbox: queue.Queue[tuple[Any, ...] | None]) -> None:
-    """Read the pipe: encode staged batches here, hand everything else to the main thread."""
+    """Read the pipe: staged batches to the encoding thread, the rest to the main thread."""
     try:
         while True:
             msg = pickle.loads(conn.recv_bytes())
             if msg[0] == "stage":
-                staging.stage(msg[1], msg[2])
+                staging.queue(msg[1], msg[2])
             else:
                 inbox.put(msg)
     except (EOFError, OSError):
@@ -305,6 +366,7 @@ def _serve(conn: Connection, stopping: threading.Event) -> None:
 
     staging = Staging()
     inbox: queue.Queue[tuple[Any, ...] | None] = queue.Queue()
+    threading.Thread(target=staging.encode_queued, name="encode", daemon=True).start()
     threading.Thread(target=_receive, args=(conn, staging, inbox), name="receive", daemon=True).start()
     txn: TxnPublisher | None = None
     while (msg := inbox.get()) is not None:

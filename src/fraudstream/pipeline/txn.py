@@ -132,10 +132,12 @@ class TxnPublisher:
         self._retrying(lambda: self.producer.init_transactions(60))
 
     def commit(self, outputs: Iterable[tuple[bytes, bytes]], dead: list[DeadRecord],
-               offsets: list[tuple[int, int]], group_metadata: object) -> bool:
+               offsets: list[tuple[int, int]], group_metadata: object,
+               produced: Callable[[], None] = lambda: None) -> bool:
         """Publish the decisions (``output`` key and value), the dead letters and the offsets
         (partition, next offset of ``input``) atomically. False: aborted (the caller
-        rewinds); an error that is neither retriable nor abortable is raised."""
+        rewinds); an error that is neither retriable nor abortable is raised. ``produced``
+        is called once every message is handed to librdkafka (the rest is waiting)."""
         if not offsets:
             return True
         tps = [TopicPartition(self.topics.input, p, o) for p, o in offsets]
@@ -149,6 +151,7 @@ class TxnPublisher:
                     produce(self.producer, out_topic, value, key)
             for dead_value, dead_key, headers in dead:
                 produce(self.producer, self.topics.dlq, dead_value, dead_key, headers)
+            produced()
             producer = self.producer
             self._retrying(lambda: call_with_deadline(
                 lambda: producer.send_offsets_to_transaction(tps, group_metadata, SEND_OFFSETS_TIMEOUT_S),
