@@ -86,6 +86,7 @@ def _assigning_worker(
     worker.epochs = {}
     worker.instance_id = "w"
     worker.settings = Settings()
+    worker._deciding = None  # nothing being decided
 
     class Sink:
         def claim(self, topic: str, partition: int, offset: int, instance: str) -> int:
@@ -127,3 +128,34 @@ def test_a_partition_with_nothing_committed_rebuilds_a_terminal_state_that_ran_a
     worker, rebuilds = _assigning_worker(untouched, committed=-1001, last_time=None, first_time=t0)
     worker._on_assign(None, [TopicPartition("input", 0)])  # type: ignore[arg-type]
     assert rebuilds == []
+
+
+def test_a_revoke_waits_for_the_decider_and_drops_the_partition_from_what_it_decided() -> None:
+    """Batches are consumed while the decider works, so a rebalance callback can run while it
+    decides: it must wait (the decider reads the states it changes), and the revoked
+    partition's share of every batch decided but not committed goes to its next owner."""
+    import threading
+    import time
+    from concurrent.futures import Future
+
+    from fraudstream.pipeline.decode import PartitionBatch
+    from fraudstream.pipeline.worker import _Prepared
+
+    def prepared(batch_id: int) -> _Prepared:
+        return _Prepared(batch_id=batch_id, batches=[PartitionBatch(0), PartitionBatch(1)], started=0.0,
+                         n_messages=2, latest={0: 1, 1: 1})
+
+    worker = Worker.__new__(Worker)
+    worker.states = {0: CustomerState(), 1: CustomerState()}
+    worker.progress, worker.epochs = {}, {}
+    worker.reader = type("Reader", (), {"unshare": lambda self, p: None})()  # type: ignore[assignment]
+    deciding: Future[_Prepared] = Future()
+    worker._deciding, worker._revoked, worker._held = deciding, set(), prepared(1)
+    threading.Timer(0.3, lambda: deciding.set_result(prepared(2))).start()
+    started = time.monotonic()
+    worker._on_revoke(None, [TopicPartition("input", 1)])  # type: ignore[arg-type]
+    assert time.monotonic() - started >= 0.25 and deciding.done()  # waited for the decider
+    assert worker._held.partitions == [0]
+    decided = worker._collect()
+    assert decided is not None and decided.partitions == [0] and decided.latest == {0: 1}
+    assert worker._revoked == set() and worker._collect() is None

@@ -209,6 +209,36 @@ class PublisherDied(Exception):
     """The publisher process ended without answering."""
 
 
+class _Sender:
+    """Writes to the pipe on a thread of its own, in order. A staged batch is megabytes,
+    written as fast as the publisher reads it, which it does between the pieces its other
+    threads encode and produce: the decider would wait for that (~2 us a transaction)."""
+
+    def __init__(self, conn: Connection) -> None:
+        self._conn = conn
+        self._queue: queue.Queue[bytes | None] = queue.Queue()
+        self.error: OSError | None = None
+        self._thread = threading.Thread(target=self._run, name="publisher-send", daemon=True)
+        self._thread.start()
+
+    def put(self, data: bytes) -> None:
+        if self.error is not None:
+            raise PublisherDied(f"publisher process gone: {self.error}")
+        self._queue.put(data)
+
+    def _run(self) -> None:
+        while (data := self._queue.get()) is not None:
+            if self.error is None:
+                try:
+                    self._conn.send_bytes(data)
+                except OSError as exc:
+                    self.error = exc
+
+    def stop(self, timeout_s: float) -> None:
+        self._queue.put(None)
+        self._thread.join(timeout_s)
+
+
 class ProcessPublisher:
     """The worker's handle on its publisher process (see the module docstring)."""
 
@@ -219,9 +249,10 @@ class ProcessPublisher:
         self.aborts = 0
         self.retries = 0
         self._proc: subprocess.Popen[bytes] | None = None
+        self._sock: socket.socket | None = None
         self._conn: Connection | None = None
+        self._sender: _Sender | None = None
         self._signalled = False
-        self._send_lock = threading.Lock()  # the decider stages while the main thread commits
         self._spawn()  # imports while the worker sets up; ``start`` waits for it
 
     def _spawn(self) -> None:
@@ -236,7 +267,9 @@ class ProcessPublisher:
                  str(os.getpid())],
                 pass_fds=[theirs.fileno()], stdin=subprocess.DEVNULL, env=env,
             )
-        self._conn = Connection(ours.detach())
+        self._sock = ours  # its shutdown wakes a blocked send (see _stop_process)
+        self._conn = Connection(os.dup(ours.fileno()))
+        self._sender = _Sender(self._conn)
         self._signalled = False
 
     @property
@@ -277,10 +310,17 @@ class ProcessPublisher:
             self._stop_process()
 
     def _stop_process(self) -> None:
-        with self._send_lock:
-            if self._conn is not None:
-                self._conn.close()
-                self._conn = None
+        if self._sender is not None:
+            self._sender.stop(1.0)
+            self._sender = None
+        if self._sock is not None:
+            with contextlib.suppress(OSError):
+                self._sock.shutdown(socket.SHUT_RDWR)
+            self._sock.close()
+            self._sock = None
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
         if self._proc is not None:
             try:
                 self._proc.wait(15)
@@ -290,15 +330,10 @@ class ProcessPublisher:
             self._proc = None
 
     def _send(self, msg: tuple[Any, ...]) -> None:
-        data = pickle.dumps(msg, protocol=pickle.HIGHEST_PROTOCOL)
-        with self._send_lock:
-            conn = self._conn
-            if conn is None:
-                raise PublisherDied("not running")
-            try:
-                conn.send_bytes(data)
-            except OSError as exc:
-                raise PublisherDied(f"publisher process gone: {exc}") from exc
+        sender = self._sender
+        if sender is None:
+            raise PublisherDied("not running")
+        sender.put(pickle.dumps(msg, protocol=pickle.HIGHEST_PROTOCOL))
 
     def _call(self, msg: tuple[Any, ...]) -> Any:
         """Send ``msg`` and wait for the reply; tells the process when the worker is stopping.
@@ -408,6 +443,10 @@ def main(argv: list[str]) -> None:
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
     stopping = threading.Event()
     signal.signal(signal.SIGUSR1, lambda *_: stopping.set())
+    # The pipe is read a socket buffer at a time, each needing the interpreter, which the
+    # encoding thread holds meanwhile: with the default 5 ms a staged batch (megabytes) took
+    # up to ~0.2 s to read, and the commit request queued behind it waited as long.
+    sys.setswitchinterval(0.0005)
     conn = Connection(fd)
     try:
         _serve(conn, stopping)
