@@ -1,14 +1,15 @@
-"""The detector's transactional producer: its configuration, and calls that cannot block
-the worker for good.
+"""The detector's Kafka transactions (:class:`TxnPublisher`, run by the worker's publisher
+process, see ``pipeline.publisher``): the producer's configuration, and calls that cannot
+block for good.
 
 librdkafka's ``send_offsets_to_transaction`` can wait forever, past its own timeout, when the
 group coordinator it cached was removed from the cluster metadata (a broker killed and
 restarted): the coordinator request only moves on when that broker changes state, and a
 decommissioned broker never does (librdkafka issues #5456 and #5511, open for the version
 pinned here; seen in this project's broker fail-over test, both workers stuck > 7 min). The
-call therefore runs on a thread of its own, and the worker gives up on it after a deadline:
+call therefore runs on a thread of its own, and the publisher gives up on it after a deadline:
 it abandons that producer, starts another with the same transactional id (which fences the
-old one and aborts its transaction) and decides the batch again.
+old one and aborts its transaction), and the worker decides the batch again.
 """
 
 from __future__ import annotations
