@@ -22,7 +22,8 @@ from fraudstream.pipeline import validate as v
 from fraudstream.pipeline.core import Decisions
 from fraudstream.pipeline.decode import PartitionBatch, split
 from fraudstream.pipeline.global_reader import GlobalReader
-from fraudstream.pipeline.publish import encode_outputs, pack, unpack
+from fraudstream.pipeline.pack import pack
+from fraudstream.pipeline.publish import encode_outputs, unpack
 from fraudstream.pipeline.worker import Worker
 from fraudstream.scoring.combine import DECISION_NAMES
 from tests.corpus import GOOD, cases

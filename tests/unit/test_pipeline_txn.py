@@ -13,7 +13,8 @@ from fraudstream.contracts.messages import Transaction
 from fraudstream.pipeline import txn as txn_mod
 from fraudstream.pipeline.core import Decisions
 from fraudstream.pipeline.decode import PartitionBatch
-from fraudstream.pipeline.publish import encode_outputs, pack, split_rows, unpack
+from fraudstream.pipeline.pack import pack
+from fraudstream.pipeline.publish import encode_outputs, split_rows, unpack
 from fraudstream.pipeline.publisher import InlinePublisher, Staging
 from fraudstream.pipeline.txn import Topics, TxnPublisher, Wedged, call_with_deadline
 

@@ -1,8 +1,9 @@
 """``fraudstream soak``: one detector under a steady live load; memory and lag must stay flat.
 
 A live producer offers ``rate`` tx/s for ``seconds`` of wall time, with labels
-``label_delay_s`` of event time later; every ``sample_s`` the detector's RSS and the consumer
-lag of its group (end offsets of ``input`` minus the group's committed offsets) are sampled.
+``label_delay_s`` of event time later; every ``sample_s`` the detector's RSS (with its
+publisher process) and the consumer lag of its group (end offsets of ``input`` minus the
+group's committed offsets) are sampled.
 
 Event time runs ``speedup`` times faster than wall time (ending at now): the detector keeps
 30 days of every customer and 38 of every terminal, so with event time = wall time a
@@ -29,7 +30,7 @@ from typing import Any
 import numpy as np
 from confluent_kafka import Consumer, KafkaException, TopicPartition
 
-from fraudstream.bench.procmon import _memory
+from fraudstream.bench.procmon import _descendants, _memory
 from fraudstream.bench.runner import LABEL_DELAY_EVENT_S, Components, _loadgen, _read_json, make_frame
 from fraudstream.bench.sandbox import Sandbox
 from fraudstream.settings import Settings
@@ -127,7 +128,8 @@ def run_soak(base: Settings, cfg: SoakConfig, out: Path, progress: Callable[[str
         while time.monotonic() < hard_stop:
             now = time.monotonic()
             if now >= next_sample:
-                rss, _ = _memory(detector.pid)
+                # The worker and its publisher process (see pipeline.publisher).
+                rss = sum(_memory(pid)[0] for pid in _descendants([detector.pid]))
                 try:
                     lag = _lag(probe, topic, parts)
                     probe_errors = 0

@@ -1,6 +1,9 @@
 """A partition's decisions as shipped to the publisher, and their ``output`` messages.
 
-The decider packs each partition's decided batch (:func:`pack`: msgpack, ~0.2 us a
+The publisher process imports this module: it keeps to msgspec, numpy and the feature names
+(no pydantic, psycopg or the rules, which would cost the process ~20 MB for nothing).
+
+The decider packs each partition's decided batch (``pipeline.pack``: msgpack, ~0.2 us a
 transaction) and the publisher (another process, see ``pipeline.publisher``) turns it into
 ``output`` messages (:func:`encode_outputs`, ~5 us a transaction: the JSON of 23 features and
 the transaction's fields) inside the Kafka transaction. Encoding and producing were two
@@ -11,7 +14,6 @@ while the worker decides the next batch.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import UTC
 from typing import Any
 
 import msgspec
@@ -19,9 +21,6 @@ import numpy as np
 
 from fraudstream.contracts.messages import Decision, Transaction
 from fraudstream.features.definitions import FEATURE_NAMES
-from fraudstream.pipeline.core import Decisions
-from fraudstream.pipeline.decode import PartitionBatch
-from fraudstream.scoring.combine import DECISION_NAMES
 
 _encoder = msgspec.json.Encoder()
 #: ``Decision.features`` as a Struct: encodes as the same JSON object as the dict.
@@ -39,7 +38,8 @@ class PartitionOutput(msgspec.Struct, array_like=True, gc=False):
     local_times: list[str | None]
     times: bytes  # int64 event times (epoch ms)
     score: bytes  # float64
-    decision: bytes  # int8 codes (DECISION_NAMES)
+    decision: bytes  # int8 codes into decision_names
+    decision_names: list[str]
     reasons: list[list[str]]
     feature_names: list[str]
     features: bytes  # float64 (n, len(feature_names)), C order, NaN and infinities as 0
@@ -48,31 +48,7 @@ class PartitionOutput(msgspec.Struct, array_like=True, gc=False):
     processed_at: str
 
 
-_pack = msgspec.msgpack.Encoder().encode
 _unpack = msgspec.msgpack.Decoder(PartitionOutput).decode
-
-
-def pack(pb: PartitionBatch, dec: Decisions, processed_at: str) -> bytes:
-    """``pb``'s valid transactions and their decisions, as one msgpack blob."""
-    names = list(dec.features)
-    n = len(pb.valid)
-    matrix = (np.column_stack([dec.features[k] for k in names]) if names and n
-              else np.zeros((n, len(names))))
-    matrix = np.nan_to_num(matrix.astype(np.float64, copy=False), nan=0.0, posinf=0.0, neginf=0.0)
-    return _pack(PartitionOutput(
-        partition=pb.partition,
-        transactions=pb.valid,
-        local_times=[None if t.tx_datetime.tzinfo is UTC else t.tx_datetime.isoformat() for t in pb.valid],
-        times=np.asarray(pb.times, dtype=np.int64).tobytes(),
-        score=np.ascontiguousarray(dec.score, dtype=np.float64).tobytes(),
-        decision=np.ascontiguousarray(dec.decision, dtype=np.int8).tobytes(),
-        reasons=dec.reasons,
-        feature_names=names,
-        features=np.ascontiguousarray(matrix).tobytes(),
-        model_version=dec.model_version,
-        rules_version=dec.rules_version,
-        processed_at=processed_at,
-    ))
 
 
 def unpack(blob: bytes) -> PartitionOutput:
@@ -108,7 +84,8 @@ def encode_outputs(out: PartitionOutput) -> list[tuple[bytes, bytes]]:
     seconds = np.frombuffer(out.times, dtype=np.int64) // 1000
     utc_iso = np.datetime_as_string(seconds.astype("datetime64[s]")).tolist()
     scores = np.frombuffer(out.score, dtype=np.float64).tolist()
-    decisions = [DECISION_NAMES[c] for c in np.frombuffer(out.decision, dtype=np.int8).tolist()]
+    names_of = out.decision_names
+    decisions = [names_of[c] for c in np.frombuffer(out.decision, dtype=np.int8).tolist()]
     reasons, local = out.reasons, out.local_times
     model_version, rules_version, now_iso = out.model_version, out.rules_version, out.processed_at
     encode = _encoder.encode

@@ -31,6 +31,8 @@ takes SIGUSR1 from the worker as "stopping": retriable errors are then raised, n
 from __future__ import annotations
 
 import contextlib
+import ctypes
+import ctypes.util
 import os
 import pickle
 import queue
@@ -261,6 +263,12 @@ class ProcessPublisher:
         source = str(Path(__file__).resolve().parents[2])
         env = {**os.environ, "PYTHONPATH": os.pathsep.join(
             [source, *filter(None, [os.environ.get("PYTHONPATH")])])}
+        # Its threads (pipe, encoding, commit, librdkafka's) would each get a malloc arena of
+        # their own, whose freed memory the others cannot reuse (as in ``fraudstream detect``).
+        env.setdefault("MALLOC_ARENA_MAX", "2")
+        # A staged batch arrives as megabyte buffers: mapped and unmapped on their own rather
+        # than left in the heap (glibc's default threshold grows to 32 MB after such frees).
+        env.setdefault("MALLOC_MMAP_THRESHOLD_", str(1 << 20))
         with theirs:
             self._proc = subprocess.Popen(
                 [sys.executable, "-m", "fraudstream.pipeline.publisher", str(theirs.fileno()),
@@ -379,6 +387,23 @@ def _die_with_parent(parent: int) -> None:
         os._exit(0)
 
 
+def _trim() -> None:
+    """Give the memory freed by a committed batch back to the system (glibc keeps it)."""
+    if _libc is not None and hasattr(_libc, "malloc_trim"):
+        _libc.malloc_trim(0)
+
+
+def _load_libc() -> ctypes.CDLL | None:
+    name = ctypes.util.find_library("c")
+    try:
+        return ctypes.CDLL(name) if name else None
+    except OSError:
+        return None
+
+
+_libc = _load_libc()
+
+
 def _receive(conn: Connection, staging: Staging, inbox: queue.Queue[tuple[Any, ...] | None]) -> None:
     """Read the pipe: staged batches to the encoding thread, the rest to the main thread."""
     try:
@@ -416,6 +441,7 @@ def _serve(conn: Connection, stopping: threading.Event) -> None:
             elif kind == "commit":
                 assert txn is not None
                 value = _commit(txn, staging, *msg[1:])
+                _trim()
             elif kind == "crashed":
                 raise RuntimeError(msg[1])
             else:  # close

@@ -19,12 +19,13 @@ import threading
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import structlog
 from confluent_kafka import KafkaException, Producer, TopicPartition
 
-from fraudstream.settings import Settings
+if TYPE_CHECKING:  # not in the publisher process (pydantic is heavy)
+    from fraudstream.settings import Settings
 
 log = structlog.get_logger(__name__)
 
@@ -150,6 +151,8 @@ class TxnPublisher:
                     queue(out_topic, value, key)
                 except BufferError:
                     produce(self.producer, out_topic, value, key)
+            if isinstance(outputs, list):
+                outputs.clear()  # librdkafka has its copies: free ours before the commit's wait
             for dead_value, dead_key, headers in dead:
                 produce(self.producer, self.topics.dlq, dead_value, dead_key, headers)
             produced()

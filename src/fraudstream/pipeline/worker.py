@@ -62,7 +62,7 @@ from fraudstream.pipeline.consume import consume_ready
 from fraudstream.pipeline.core import Decisions, Model, process
 from fraudstream.pipeline.decode import DeadLetter, PartitionBatch, split
 from fraudstream.pipeline.global_reader import PREFETCH_MESSAGES, GlobalReader
-from fraudstream.pipeline.publish import pack
+from fraudstream.pipeline.pack import pack
 from fraudstream.pipeline.publisher import InlinePublisher, ProcessPublisher, Publisher
 from fraudstream.pipeline.txn import DeadRecord, Topics, producer_config
 from fraudstream.rules.watcher import RuleWatcher
