@@ -7,7 +7,9 @@ computation of the handbook definitions (tests/reference), with 1 worker and wit
 
 from __future__ import annotations
 
+import os
 import random
+import signal
 import time
 from collections import Counter
 
@@ -109,6 +111,49 @@ def test_kill_minus_9_mid_stream_keeps_exactly_once_and_features(pipeline: Pipel
         workers.append(pipeline.start_detector("--batch-size", "1000", name="restart"))
     out = check_exactly_once(pipeline, expected_valid(frame))
     check_features(out, ref)
+
+
+def _publisher_of(worker_pid: int) -> int | None:
+    """The worker's publisher process (see pipeline.publisher), if it runs."""
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as f:
+                ppid = int(f.read().rsplit(") ", 1)[1].split()[1])
+            with open(f"/proc/{entry}/cmdline", "rb") as f:
+                cmdline = f.read()
+        except (FileNotFoundError, ProcessLookupError, IndexError, ValueError):
+            continue
+        if ppid == worker_pid and b"fraudstream.pipeline.publisher" in cmdline:
+            return int(entry)
+    return None
+
+
+def test_a_publisher_process_killed_mid_stream_is_replaced_and_nothing_is_lost_or_doubled(
+    pipeline: Pipeline, handbook_60d
+) -> None:
+    """The worker's Kafka transactions run in its publisher process: SIGKILL it mid-stream
+    (mid-commit, as likely as not) several times; the worker starts another, redoes the batch,
+    and exactly-once and the features hold."""
+    frame, ref = handbook_60d
+    feed(pipeline.settings, frame)
+    worker = pipeline.start_detector("--batch-size", "1000", name="w")
+    rng = random.Random(11)
+    killed: list[int] = []
+    for _ in range(3):
+        time.sleep(rng.uniform(3, 6))
+        deadline = time.monotonic() + 60
+        while (child := _publisher_of(worker.pid)) is None or child in killed:
+            assert time.monotonic() < deadline, "the worker has no (new) publisher process"
+            time.sleep(0.1)
+        os.kill(child, signal.SIGKILL)
+        killed.append(child)
+        assert worker.poll() is None, "the worker died with its publisher"
+    out = check_exactly_once(pipeline, expected_valid(frame))
+    check_features(out, ref)
+    assert worker.poll() is None
+    assert pipeline.events(worker, lambda e: e.get("event") == "publisher.died")
 
 
 def _produce_at(settings, producer, partition: int, tx_id: str, customer: str, terminal: str,
