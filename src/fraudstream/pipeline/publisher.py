@@ -33,6 +33,7 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import ctypes.util
+import functools
 import os
 import pickle
 import queue
@@ -100,7 +101,7 @@ class Staging:
 
     def __init__(self) -> None:
         self._cond = threading.Condition()
-        self._batches: dict[int, dict[int, list[tuple[bytes, bytes]]]] = {}
+        self._batches: dict[int, dict[int, _Messages]] = {}
         self._queued: deque[tuple[int, dict[int, bytes]]] = deque()  # not encoded yet
         self._free = threading.Event()  # no commit is producing
         self._free.set()
@@ -147,13 +148,13 @@ class Staging:
                 messages.extend(encode_outputs(chunk))
         return encoded
 
-    def _store(self, batch: int, encoded: dict[int, list[tuple[bytes, bytes]]]) -> None:
+    def _store(self, batch: int, encoded: dict[int, _Messages]) -> None:
         with self._cond:
             self._batches[batch] = encoded
             for old in sorted(self._batches)[: -self.MAX_BATCHES]:
                 del self._batches[old]
 
-    def take(self, batch: int, partitions: list[int]) -> list[tuple[bytes, bytes]] | None:
+    def take(self, batch: int, partitions: list[int]) -> _Messages | None:
         """The messages of ``partitions`` of ``batch`` (None: not staged here, e.g. staged to
         a publisher process that died since), once every batch up to it queued for encoding
         is encoded; forgets that batch and every earlier one."""
@@ -371,29 +372,9 @@ class ProcessPublisher:
 
 
 # ---- the process ----------------------------------------------------------------------------
-def _die_with_parent(parent: int) -> None:
-    """SIGKILL when the worker dies, even by SIGKILL (Linux; elsewhere the pipe's EOF does)."""
-    import ctypes
-    import ctypes.util
-
-    name = ctypes.util.find_library("c")
-    try:
-        libc = ctypes.CDLL(name) if name else None
-        if libc is not None and hasattr(libc, "prctl"):
-            libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
-    except OSError:
-        pass
-    if os.getppid() != parent:  # it died before prctl took effect
-        os._exit(0)
-
-
-def _trim() -> None:
-    """Give the memory freed by a committed batch back to the system (glibc keeps it)."""
-    if _libc is not None and hasattr(_libc, "malloc_trim"):
-        _libc.malloc_trim(0)
-
-
-def _load_libc() -> ctypes.CDLL | None:
+@functools.cache
+def _libc() -> ctypes.CDLL | None:
+    """The C library, loaded once and only in the publisher process (finding it runs ldconfig)."""
     name = ctypes.util.find_library("c")
     try:
         return ctypes.CDLL(name) if name else None
@@ -401,7 +382,20 @@ def _load_libc() -> ctypes.CDLL | None:
         return None
 
 
-_libc = _load_libc()
+def _die_with_parent(parent: int) -> None:
+    """SIGKILL when the worker dies, even by SIGKILL (Linux; elsewhere the pipe's EOF does)."""
+    libc = _libc()
+    if libc is not None and hasattr(libc, "prctl"):
+        libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    if os.getppid() != parent:  # it died before prctl took effect
+        os._exit(0)
+
+
+def _trim() -> None:
+    """Give the memory freed by a committed batch back to the system (glibc keeps it)."""
+    libc = _libc()
+    if libc is not None and hasattr(libc, "malloc_trim"):
+        libc.malloc_trim(0)
 
 
 def _receive(conn: Connection, staging: Staging, inbox: queue.Queue[tuple[Any, ...] | None]) -> None:
