@@ -17,8 +17,8 @@ from collections import Counter
 #: (stage, any of these function names in the stack). Order matters: first match wins.
 STAGES = [
     ("validate + observe for the terminal table (global reader)", ("GlobalReader.poll",)),
-    ("wait for / read the global reader", ("GlobalReader.advance_to", "GlobalReader.read_through")),
-    ("split (validated messages -> columns), dedupe", ("split", "Worker._dedupe", "PartitionBatch.columns")),
+    ("wait for / read the global reader", ("GlobalReader.advance_to", "GlobalReader.take")),
+    ("dedupe, columns", ("Worker._dedupe", "PartitionBatch.columns")),
     ("features", ("compute_features",)),
     ("rules + model + score", ("process",)),
     ("encode decisions (JSON)", ("Worker._encode",)),

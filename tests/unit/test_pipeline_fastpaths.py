@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import math
 import time
-from collections import deque
 from datetime import UTC, datetime, timedelta, timezone
 
 import msgspec
@@ -147,7 +146,7 @@ def test_columns_from_given_times() -> None:
         TxBatch.from_transactions(txs, times[:-1])
 
 
-# ---- split with messages decoded by the global reader ------------------------------------------
+# ---- messages validated by the global reader ---------------------------------------------------
 class _Msg:
     def __init__(self, partition: int, offset: int, value: bytes | None, key: bytes | None) -> None:
         self._p, self._o, self._v, self._k = partition, offset, value, key
@@ -186,49 +185,6 @@ def _flat(batches: dict[int, PartitionBatch]) -> list:
          [(d.message.offset(), d.reason, d.detail) for d in pb.dead])
         for p, pb in sorted(batches.items())
     ]
-
-
-def test_split_with_shared_decodes_is_unchanged() -> None:
-    msgs = _messages()
-    expected = _flat(split(msgs, NOW))
-    shared: dict[tuple[int, int], tuple[Transaction, int]] = {}
-    for m in msgs[::2]:  # the reader has seen every other message
-        res = v.validate_timed(m.value(), m.key(), NOW - 5000)
-        if not isinstance(res, v.Invalid):
-            shared[(m.partition(), m.offset())] = res
-    assert shared
-    assert _flat(split(msgs, NOW, lambda p, o: shared.get((p, o)))) == expected
-
-
-def test_split_rechecks_the_future_bound_at_its_own_now() -> None:
-    when = datetime.fromtimestamp(NOW / 1000, UTC) + timedelta(hours=23, minutes=59)
-    body = {**GOOD, "tx_datetime": when.isoformat()}
-    m = _Msg(0, 1, json.dumps(body).encode(), GOOD["customer_id"].encode())
-    decoded = v.validate_timed(m.value(), m.key(), NOW)
-    assert not isinstance(decoded, v.Invalid)
-    # validated long ago, when it was still in range: now it is more than a day ahead
-    late = NOW - 3_600_000
-    out = split([m], late, lambda p, o: decoded)[0]
-    assert not out.valid and out.dead[0].reason == "invalid_timestamp"
-
-
-def test_global_reader_shares_decoded_messages_in_offset_order() -> None:
-    reader = GlobalReader.__new__(GlobalReader)
-    reader._shared = {}
-    reader._share_from = {}
-    assert reader.decoded(0, 5) is None
-    reader.share(0)
-    tx = _tx(1)
-    queue = reader._shared[0]
-    assert isinstance(queue, deque)
-    for off in (3, 5, 6, 9):
-        queue.append((off, (tx, off)))
-    assert reader.decoded(0, 4) is None  # 3 dropped, 4 unknown
-    assert reader.decoded(0, 5) == (tx, 5)
-    assert reader.decoded(0, 7) is None  # 6 dropped
-    assert reader.decoded(0, 10) is None and not queue
-    reader.unshare(0)
-    assert reader.decoded(0, 11) is None and 0 not in reader._shared
 
 
 # ---- output encoding --------------------------------------------------------------------------
@@ -339,7 +295,7 @@ class _Client:
         return out
 
 
-def test_global_reader_keeps_for_the_worker_only_what_its_consumer_will_read() -> None:
+def test_global_reader_keeps_for_the_worker_only_what_it_will_take() -> None:
     """The history before the worker's committed offset is read for the terminal state only."""
     from fraudstream.features.terminal import TerminalState
 
@@ -355,12 +311,13 @@ def test_global_reader_keeps_for_the_worker_only_what_its_consumer_will_read() -
     reader.clients = {("input", p): _Client([_Fetched(m, "input") for m in msgs if m.partition() == p])
                       for p in range(3)}
     reader.clients["training", 0] = _Client([])
+    reader._start = {}
     reader.share(0, from_offset=120)
     reader.poll(0.0)
     valid = [m for m in msgs if not isinstance(v.validate_timed(m.value(), m.key(), NOW), v.Invalid)]
     assert reader.observed == len(valid)  # every valid one fed the terminal state
-    kept = [off for off, _ in reader._shared[0]]
-    assert kept == [m.offset() for m in valid if m.partition() == 0 and m.offset() >= 120]
+    kept = [off for off, _, _ in reader._shared[0]]  # the rejected ones too: for the DLQ
+    assert kept == [m.offset() for m in msgs if m.partition() == 0 and m.offset() >= 120]
     assert reader.position[("input", 0)] == max(m.offset() for m in msgs if m.partition() == 0) + 1
 
 
@@ -401,3 +358,97 @@ def test_global_reader_is_at_a_partition_end_only_after_its_last_event_said_so()
         reader.clients = {key: _Client(events)}
         reader.poll(0.0, [key])
         assert reader.eof[key] is at_end and reader.position[key] == position
+
+
+def _taking_reader(msgs: list[_Msg], owned: list[int], clock: list[float] | None = None) -> GlobalReader:
+    """A reader of three ``input`` partitions holding ``msgs``, sharing ``owned`` from 0."""
+    from fraudstream.features.terminal import TerminalState
+
+    reader = GlobalReader.__new__(GlobalReader)
+    reader.topics = ("input", "training")
+    reader.now_ms = lambda: NOW
+    now = clock if clock is not None else [0.0]
+    reader.wall_s = lambda: now[0]
+    reader.terminal = TerminalState()
+    reader.eof, reader.position, reader._start = {}, {}, {}
+    reader.observed = reader.labels = 0
+    reader._shared, reader._share_from = {}, {}
+    reader.last = {("input", p): -1 for p in range(3)}
+    reader.clients = {("input", p): _Client([_Fetched(m, "input") for m in msgs if m.partition() == p])
+                      for p in range(3)}
+    for p in owned:
+        reader.share(p, 0)
+    return reader
+
+
+def test_take_gives_what_validating_the_messages_gives() -> None:
+    """A batch taken from the reader (validated as it was read) is the batch the worker's own
+    consumer and ``split`` made of the same messages: valid ones, offsets, times, dead letters."""
+    msgs = [_Msg(m.partition(), m.offset() - 100, m.value(), m.key()) for m in _messages()]
+    reader = _taking_reader(msgs, owned=[0, 2])
+    taken = reader.take(1000, wait_s=0.0)
+    assert _flat(taken) == _flat(split([m for m in msgs if m.partition() in (0, 2)], NOW))
+    assert all([m.offset() for m in pb.messages] == pb.offsets for pb in taken.values())
+    assert reader.observed == sum(len(pb.valid) for pb in taken.values())  # only its own are read
+    assert reader.shared_from() == {0: taken[0].last_offset + 1, 2: taken[2].last_offset + 1}
+    assert reader.take(1000, wait_s=0.0) == {}
+
+
+def test_take_shares_a_batch_between_partitions_and_goes_on_where_it_stopped() -> None:
+    msgs = [_Msg(p, o, json.dumps({**GOOD, "transaction_id": f"t{p}-{o}"}).encode(),
+                 GOOD["customer_id"].encode()) for p in range(3) for o in range(20)]
+    msgs += [_Msg(1, o, json.dumps({**GOOD, "transaction_id": f"t1-{o}"}).encode(),
+                  GOOD["customer_id"].encode()) for o in range(20, 40)]
+    reader = _taking_reader(msgs, owned=[0, 1, 2])
+    first = reader.take(12, wait_s=0.0)
+    assert {p: pb.offsets for p, pb in first.items()} == {p: list(range(4)) for p in range(3)}
+    second = reader.take(60, wait_s=0.0)  # partition 1 has more: it gets what the others leave
+    assert {p: (pb.offsets[0], pb.last_offset) for p, pb in second.items()} == {
+        0: (4, 19), 1: (4, 31), 2: (4, 19)}
+    assert reader.take(60, wait_s=0.0)[1].offsets == list(range(32, 40))
+
+
+def test_take_waits_for_a_first_message_then_for_the_commit_interval() -> None:
+    clock = [0.0]
+    reader = _taking_reader([], owned=[0])
+
+    def poll(timeout_s: float = 0.2, keys: list | None = None) -> int:
+        clock[0] += max(timeout_s, 0.001)
+        return 0
+
+    reader.poll = poll  # type: ignore[method-assign]
+    reader.wall_s = lambda: clock[0]
+    assert reader.take(10, wait_s=0.2) == {}
+    assert 0.2 <= clock[0] < 0.25
+    clock[0] = 0.0
+    assert reader.take(10, wait_s=0.0, fill_until=0.5) == {}
+    assert 0.5 <= clock[0] < 0.55
+
+
+def test_a_partition_read_past_where_the_worker_resumes_is_read_again() -> None:
+    """Assigned behind what the reader read (it read ahead for the terminal state), or rewound
+    after an aborted batch: the client goes back, what was kept is dropped, and the
+    transactions read twice count once in the terminal state."""
+    msgs = [_Msg(0, o, json.dumps({**GOOD, "transaction_id": f"t{o}"}).encode(),
+                 GOOD["customer_id"].encode()) for o in range(10)]
+    reader = _taking_reader(msgs, owned=[])
+    reader.poll(0.0)
+    assert reader.position[("input", 0)] == 10 and reader.observed == 10
+    n_before = reader.terminal.n_transactions
+    assigned: list[list] = []
+
+    def assign(tps: list) -> None:
+        assigned.append([(tp.topic, tp.partition, tp.offset) for tp in tps])
+        reader.clients["input", 0].msgs = [_Fetched(m, "input") for m in msgs if m.offset() >= tps[0].offset]
+
+    reader.clients["input", 0].assign = assign  # type: ignore[attr-defined]
+    reader.share(0, 6)
+    assert assigned == [[("input", 0, 6)]] and reader.position[("input", 0)] == 6
+    assert [pb.offsets for pb in reader.take(100, wait_s=0.0).values()] == [[6, 7, 8, 9]]
+    assert reader.terminal.n_transactions == n_before  # observed once
+    reader.rewind(0, 8)
+    assert assigned[-1] == [("input", 0, 8)] and reader.shared_from() == {0: 8}
+    assert [pb.offsets for pb in reader.take(100, wait_s=0.0).values()] == [[8, 9]]
+    reader.unshare(0)
+    reader.share(0, 20)  # ahead of what was read: nothing to read again
+    assert len(assigned) == 2 and reader.shared_from() == {0: 20}

@@ -111,19 +111,3 @@ def test_only_the_partitions_still_behind_are_read() -> None:
     r.poll = poll  # type: ignore[method-assign]
     r.advance_to(1_000)
     assert r.polled == [[("training", 0)]]
-
-
-def test_read_through_reads_input_until_the_batch_s_offsets() -> None:
-    clock = _Clock()
-    r = _reader(clock)
-    r.position = {("input", 0): 3, ("input", 1): 50}
-
-    def poll(timeout_s: float = 0.2, keys: list[tuple[str, int]] | None = None) -> int:
-        r.polled.append(keys)
-        r.position[("input", 0)] += 4
-        return 4
-
-    r.poll = poll  # type: ignore[method-assign]
-    r.read_through({0: 10, 1: 20})
-    assert r.position[("input", 0)] == 11  # past offset 10
-    assert r.polled == [[("input", 0)]] * 2  # input 1 was read past 20 already

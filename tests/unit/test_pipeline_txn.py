@@ -102,8 +102,9 @@ def test_staging_keeps_a_bounded_number_of_batches() -> None:
     staging = Staging()
     for b in range(10):
         staging.stage(b, {0: _staged(0, 1)})
-    assert staging.take(5, [0]) is None  # older than the last MAX_BATCHES
-    assert staging.take(9, [0]) is not None
+    kept = range(10 - Staging.MAX_BATCHES, 10)
+    assert staging.take(kept[0] - 1, [0]) is None  # older than the last MAX_BATCHES
+    assert staging.take(kept[0], [0]) is not None and staging.take(9, [0]) is not None
 
 
 def test_produce_waits_while_the_local_queue_is_full() -> None:

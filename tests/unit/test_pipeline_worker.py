@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections import deque
+
 import numpy as np
 import pytest
 from confluent_kafka import TopicPartition
@@ -33,7 +35,7 @@ class _ReadTheFastPartition(Exception):
 
 
 def test_the_terminal_state_is_held_before_the_batch_is_read() -> None:
-    """Reading a batch (``read_through``) runs the terminal state's clock up to the worker's
+    """Taking a batch (``take``) runs the terminal state's clock up to the worker's
     fastest partition. A partition just handed to the worker far behind it must keep its
     history through that read: the hold is set before, not after (a 1 -> 3 -> 1 rebalance once
     decided 30-day terminal windows with up to 5 transactions missing)."""
@@ -50,14 +52,15 @@ def test_the_terminal_state_is_held_before_the_batch_is_read() -> None:
     assert worker.terminal.exact_at(t0 + 40 * day)
 
     class Reader:
-        def read_through(self, owned: dict[int, int], should_stop: object) -> None:
+        def take(self, *args: object, **kwargs: object) -> None:
             for d in range(41, 160):  # partition 2's batch, months ahead
                 worker.terminal.observe(_day(d, t0, "fast"))
             raise _ReadTheFastPartition
 
     worker.reader = Reader()  # type: ignore[assignment]
+    worker.batch_size, worker.commit_interval_s, worker._last_commit = 100, 0.0, 0.0
     with pytest.raises(_ReadTheFastPartition):
-        worker._prepare([], arrived=0.0)
+        worker._prepare()
     assert worker.terminal.exact_at(t0 + 40 * day), "history partition 0 needs was expired"
 
 
@@ -70,6 +73,31 @@ def _day(d: int, t0: int, tag: str) -> TxBatch:
         time_ms=np.array([t0 + d * 86_400_000 + i for i in range(n)], dtype=np.int64),
         tx_amount=cents / 100.0, amount_cents=cents,
     )
+
+
+class _Consumer:
+    """The group consumer's calls in an assignment callback: assigned, then paused."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, list[int]]] = []
+
+    def incremental_assign(self, tps: list[TopicPartition]) -> None:
+        self.calls.append(("assign", [tp.partition for tp in tps]))
+
+    def pause(self, tps: list[TopicPartition]) -> None:
+        self.calls.append(("pause", [tp.partition for tp in tps]))
+
+
+def test_an_assigned_partition_is_paused_and_read_by_the_global_reader_from_its_commit() -> None:
+    """The worker's consumer holds the assignment only: the global reader reads each message
+    once for the terminal state and the batches, from the committed offset on."""
+    worker, _ = _assigning_worker(TerminalState(), committed=1234, last_time=None)
+    shared: list[tuple[int, int]] = []
+    worker.reader.share = lambda p, offset=0: shared.append((p, offset))  # type: ignore[method-assign]
+    consumer = _Consumer()
+    worker._on_assign(consumer, [TopicPartition("input", 0)])  # type: ignore[arg-type]
+    assert consumer.calls == [("assign", [0]), ("pause", [0])]
+    assert shared == [(0, 1234)] and 0 in worker.states
 
 
 def _assigning_worker(
@@ -86,7 +114,7 @@ def _assigning_worker(
     worker.epochs = {}
     worker.instance_id = "w"
     worker.settings = Settings()
-    worker._deciding = None  # nothing being decided
+    worker._jobs = deque()  # nothing being decided
 
     class Sink:
         def claim(self, topic: str, partition: int, offset: int, instance: str) -> int:
@@ -116,30 +144,31 @@ def test_a_partition_with_nothing_committed_rebuilds_a_terminal_state_that_ran_a
     for d in range(120):
         ran_ahead.observe(_day(d, t0, "x"))
     worker, rebuilds = _assigning_worker(ran_ahead, committed=-1001, last_time=None, first_time=t0)
-    worker._on_assign(None, [TopicPartition("input", 0)])  # type: ignore[arg-type]
+    worker._on_assign(_Consumer(), [TopicPartition("input", 0)])  # type: ignore[arg-type]
     assert rebuilds == [t0]  # from its first message
 
     worker, rebuilds = _assigning_worker(ran_ahead, committed=-1001, last_time=None, first_time=None)
-    worker._on_assign(None, [TopicPartition("input", 0)])  # type: ignore[arg-type]
+    worker._on_assign(_Consumer(), [TopicPartition("input", 0)])  # type: ignore[arg-type]
     assert rebuilds == []  # an empty partition needs no history
 
     untouched = TerminalState(late_margin_ms=2 * day)  # nothing expired yet: nothing to rebuild
     untouched.observe(_day(0, t0, "y"))
     worker, rebuilds = _assigning_worker(untouched, committed=-1001, last_time=None, first_time=t0)
-    worker._on_assign(None, [TopicPartition("input", 0)])  # type: ignore[arg-type]
+    worker._on_assign(_Consumer(), [TopicPartition("input", 0)])  # type: ignore[arg-type]
     assert rebuilds == []
 
 
 def test_a_revoke_waits_for_the_decider_and_drops_the_partition_from_what_it_decided() -> None:
-    """Batches are consumed while the decider works, so a rebalance callback can run while it
-    decides: it must wait (the decider reads the states it changes), and the revoked
-    partition's share of every batch decided but not committed goes to its next owner."""
+    """The decider takes and decides batches while this thread delivers, so a rebalance
+    callback can run while it decides: it must wait for that batch (the decider reads the
+    states it changes), drop the batch it has not started (it took nothing yet), and the
+    revoked partition's share of every batch decided but not committed goes to its next owner."""
     import threading
     import time
     from concurrent.futures import Future
 
     from fraudstream.pipeline.decode import PartitionBatch
-    from fraudstream.pipeline.worker import _Prepared
+    from fraudstream.pipeline.worker import _Job, _Prepared
 
     def prepared(batch_id: int) -> _Prepared:
         return _Prepared(batch_id=batch_id, batches=[PartitionBatch(0), PartitionBatch(1)], started=0.0,
@@ -150,12 +179,44 @@ def test_a_revoke_waits_for_the_decider_and_drops_the_partition_from_what_it_dec
     worker.progress, worker.epochs = {}, {}
     worker.reader = type("Reader", (), {"unshare": lambda self, p: None})()  # type: ignore[assignment]
     deciding: Future[_Prepared] = Future()
-    worker._deciding, worker._revoked, worker._held = deciding, set(), prepared(1)
+    assert deciding.set_running_or_notify_cancel()
+    queued: Future[_Prepared] = Future()
+    worker._jobs, worker._held = deque([_Job(deciding), _Job(queued)]), prepared(1)
     threading.Timer(0.3, lambda: deciding.set_result(prepared(2))).start()
     started = time.monotonic()
     worker._on_revoke(None, [TopicPartition("input", 1)])  # type: ignore[arg-type]
     assert time.monotonic() - started >= 0.25 and deciding.done()  # waited for the decider
+    assert queued.cancelled() and len(worker._jobs) == 1
     assert worker._held.partitions == [0]
     decided = worker._collect()
     assert decided is not None and decided.partitions == [0] and decided.latest == {0: 1}
-    assert worker._revoked == set() and worker._collect() is None
+    assert worker._collect() is None
+
+
+def test_a_stopping_worker_delivers_what_was_decided_up_to_the_first_batch_given_up() -> None:
+    """The decider takes its batches in order: a batch after one it gave up (stopping) would
+    commit offsets past messages nobody decided, so it is dropped (consumed again later)."""
+    from concurrent.futures import Future
+
+    from fraudstream.pipeline.decode import PartitionBatch
+    from fraudstream.pipeline.worker import _Job, _Prepared
+
+    def prepared(batch_id: int) -> _Prepared:
+        return _Prepared(batch_id=batch_id, batches=[PartitionBatch(0)], started=0.0, n_messages=1)
+
+    def done(value: _Prepared | BaseException) -> Future[_Prepared]:
+        f: Future[_Prepared] = Future()
+        if isinstance(value, BaseException):
+            f.set_exception(value)
+        else:
+            f.set_result(value)
+        return f
+
+    worker = Worker.__new__(Worker)
+    worker._held = prepared(1)
+    worker._jobs = deque([_Job(done(prepared(2))), _Job(done(InterruptedError("stopping"))),
+                          _Job(done(prepared(4)))])
+    delivered: list[list[int]] = []
+    worker._deliver_all = lambda due: delivered.append([b.batch_id for b in due])  # type: ignore[method-assign]
+    worker._drain()
+    assert delivered == [[1, 2]] and not worker._jobs and worker._held is None

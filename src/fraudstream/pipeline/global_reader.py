@@ -21,10 +21,13 @@ terminal state only forgets events older than the horizon behind the earliest ti
 decided, see ``Worker``). A replayed or restarted worker starts this reader ``horizon`` before
 the oldest committed position, which rebuilds the state from the log itself.
 
-Each ``input`` message is validated once per worker: the reader keeps what it accepted from the
-partitions the worker owns (:meth:`GlobalReader.share`), reads a batch's messages before the
-worker splits it (:meth:`GlobalReader.read_through`), and the worker's consumer takes them from
-there (:meth:`GlobalReader.decoded`) instead of decoding the same bytes again.
+The worker's own partitions are read here too, once: the reader keeps what it read of the
+partitions the worker owns, from the worker's position on (:meth:`GlobalReader.share`), and the
+worker takes its batches from there (:meth:`GlobalReader.take`) instead of fetching and
+validating the same messages with a consumer of its own. The worker's group consumer only
+holds the assignment (its partitions paused); where the worker resumes (an assignment, an
+aborted batch) the reader's client of that partition is moved back there
+(:meth:`GlobalReader.rewind`): transactions read twice are observed once (by id).
 """
 
 from __future__ import annotations
@@ -43,32 +46,30 @@ from confluent_kafka import OFFSET_BEGINNING, OFFSET_END, Consumer, KafkaError, 
 from fraudstream.contracts.messages import Label, Transaction
 from fraudstream.features.terminal import TerminalState
 from fraudstream.pipeline.consume import consume_ready
+from fraudstream.pipeline.decode import DeadLetter, PartitionBatch
 from fraudstream.pipeline.validate import Invalid, validate_timed
 from fraudstream.settings import Settings
 
 log = structlog.get_logger(__name__)
 
 NEG_INF = -(2**62)
-#: At most this many decoded messages are kept per shared partition (see ``share``): about two
-#: batches. Beyond that the worker validates its messages itself. 200,000 (before) held ~200 MB
-#: of decoded messages at the peak of a 3M-transaction replay, and was slower.
-MAX_SHARED = 40_000
-#: Messages a client fetches ahead (librdkafka's ``queued.min.messages``, default 100,000;
-#: it counts the client's whole queue). A partition is read only while it is behind the time
-#: being decided, so this bounds how far it runs ahead: labels read far ahead of their
-#: transactions wait in the terminal state's bounded room (1.7 M labels in 30 s once, a near
-#: stall, when ``training`` was read along with ``input``). Pausing those partitions instead
-#: threw their prefetched messages away at every batch (a fetch round trip per MB after each
-#: resume: ~0.5 s a batch on a labelled replay).
-PREFETCH_MESSAGES = 10_000
-#: The reader's own clients prefetch more: each of its partitions is read in bursts (up to the
-#: time being decided), and with 10,000 a burst drained the queue faster than fetches refilled
-#: it (~4 s of a 1M-transaction replay spent waiting for fetches). Memory decides the figure: a
-#: prefetched message costs ~0.6 kB in librdkafka, and with 1.2M customers of state the detector
-#: peaked at 1,018 MiB with 25,000 against 1,120 MiB with 50,000 (8 MB fetches per partition, tried
-#: as well, cost ~700 MB more: a fetch buffer stays allocated while any message of it lives).
+#: What a batch waits for more messages, between looks at the worker's partitions (``take``):
+#: the reader's clients are polled in turn, so this bounds the latency a message can gain here.
+TAKE_POLL_S = 0.01
+#: Messages a client fetches ahead (librdkafka's ``queued.min.messages``, default 100,000).
+#: A partition is read only while it is behind the time being decided (or, for the worker's
+#: own, while its next batch is short), so this bounds how far it runs ahead: labels read far
+#: ahead of their transactions wait in the terminal state's bounded room (1.7 M labels in 30 s
+#: once, a near stall). Each partition is read in bursts, and with 10,000 a burst drained the
+#: queue faster than fetches refilled it (~4 s of a 1M-transaction replay spent waiting).
+#: Memory decides the figure: a prefetched message costs ~0.6 kB in librdkafka, and with 1.2M
+#: customers of state the detector peaked at 1,018 MiB with 25,000 against 1,120 MiB with
+#: 50,000 (8 MB fetches per partition, tried as well, cost ~700 MB more: a fetch buffer stays
+#: allocated while any message of it lives).
 READER_PREFETCH_MESSAGES = 25_000
 _label_decoder = msgspec.json.Decoder(Label)
+#: A message read from one of the worker's partitions: offset, message, validated as.
+_Entry = tuple[int, Message, tuple[Transaction, int] | Invalid]
 
 
 def decode_label(value: bytes | None) -> Label | None:
@@ -115,9 +116,11 @@ class GlobalReader:
         self.position: dict[tuple[str, int], int] = {}  # next offset to read
         self.observed = 0
         self.labels = 0
-        # partition -> (offset, (transaction, time ms)) of accepted messages, offset order
-        self._shared: dict[int, deque[tuple[int, tuple[Transaction, int]]]] = {}
-        self._share_from: dict[int, int] = {}  # partition -> first offset worth keeping
+        # The worker's partitions: what was read of them and not taken yet, in offset order
+        # (see ``share``), and the next offset the worker takes (its position).
+        self._shared: dict[int, deque[_Entry]] = {}
+        self._share_from: dict[int, int] = {}
+        self._start: dict[tuple[str, int], int] = {}  # where ``start`` put each client
 
     @staticmethod
     def _client(settings: Settings) -> Consumer:
@@ -154,6 +157,7 @@ class GlobalReader:
                 tp.offset = f.offset if f.offset >= 0 else OFFSET_END
         for tp in tps:
             key = (tp.topic, tp.partition)
+            self._start[key] = {OFFSET_BEGINNING: 0, OFFSET_END: -NEG_INF}.get(tp.offset, tp.offset)
             self.last[key] = NEG_INF
             self.eof[key] = False
             self.clients[key] = self._client(self.settings)
@@ -185,15 +189,6 @@ class GlobalReader:
                 behind.append(k)
         return behind
 
-    def read_through(self, owned: dict[int, int], should_stop: Callable[[], bool] = lambda: False) -> None:
-        """Read ``input`` until each partition in ``owned`` is read past its offset there: the
-        worker's batch, so that it finds every message of it validated already (``decoded``)."""
-        topic = self.topics[0]
-        while behind := [(topic, p) for p, off in owned.items() if self.position.get((topic, p), -1) <= off]:
-            if should_stop():
-                raise InterruptedError("stopping")
-            self.poll(0.05, behind)
-
     def _at_end(self, key: tuple[str, int]) -> bool:
         """At the end of the partition as far as the latest fetch response knows. The
         end-of-partition event alone is not enough: it stays set while nobody polls, and in
@@ -212,7 +207,7 @@ class GlobalReader:
     ) -> None:
         """Read until every partition of ``input`` and ``training`` is past ``t_ms``, or at its
         end at ``settle_at`` (``wall_s`` time: when the batch arrived plus the arrival grace)
-        or later, and the worker's own partitions up to the offsets of its batch (``owned``)."""
+        or later, and the worker's own partitions past the offsets of its batch (``owned``)."""
         while True:
             left = 0.0 if settle_at is None else settle_at - self.wall_s()
             behind = self.waiting(t_ms, owned, settled=left <= 0)
@@ -246,15 +241,15 @@ class GlobalReader:
 
     def _read_transactions(self, key: tuple[str, int], msgs: list[Message]) -> None:
         """Validate one ``input`` partition's messages, observe the accepted ones for the
-        terminal state and keep them for the worker if it owns the partition. One loop per
-        partition (not per message of all of them): this runs for every transaction."""
+        terminal state and keep them (and the rejected ones) for the worker if it owns the
+        partition. One loop per partition (not per message of all of them): this runs for
+        every transaction."""
         now = self.now_ms()
         tx_ids: list[str | int] = []
         terminals: list[str | int] = []
         times: list[int] = []
         queue = self._shared.get(key[1])
-        room = MAX_SHARED - len(queue) if queue is not None else 0
-        share_from = self._share_from.get(key[1], 0)
+        share_from = self._share_from.get(key[1], 0) if queue is not None else -NEG_INF
         last = self.last[key]
         for m in msgs:
             if m.error() is not None:
@@ -267,11 +262,9 @@ class GlobalReader:
                 tx_ids.append(tx.transaction_id)
                 terminals.append(tx.terminal_id)
                 times.append(ts)
-                if room > 0 and queue is not None:
-                    offset: int = m.offset()  # type: ignore[assignment]  # set on a message
-                    if offset >= share_from:
-                        queue.append((offset, res))
-                        room -= 1
+            offset: int = m.offset()  # type: ignore[assignment]  # set on a message
+            if offset >= share_from:
+                queue.append((offset, m, res))  # type: ignore[union-attr]  # shared: a queue
             if ts > last:
                 last = ts
         self.last[key] = last
@@ -318,36 +311,105 @@ class GlobalReader:
                 self.position[key] = cast(int, m.offset())
                 return
 
-    # ---- sharing decoded messages with the worker --------------------------------------
+    # ---- the worker's partitions --------------------------------------------------------
     def share(self, partition: int, from_offset: int = 0) -> None:
-        """Keep the accepted messages read from this ``input`` partition, from ``from_offset``
-        on (where the worker's consumer starts: the history before it is read for the terminal
-        state only), for :meth:`decoded` (the worker owns it, so it will read the same ones)."""
-        self._shared.setdefault(partition, deque())
-        self._share_from[partition] = max(0, from_offset)
+        """The worker owns this ``input`` partition from ``from_offset`` on (its committed
+        offset): keep what is read of it from there for :meth:`take`. The history before it is
+        read for the terminal state only; a client already past it is moved back."""
+        from_offset = max(0, from_offset)
+        key = (self.topics[0], partition)
+        if self.position.get(key, self._start.get(key, 0)) > from_offset:
+            self.rewind(partition, from_offset)
+        else:
+            self._shared[partition] = deque()
+            self._share_from[partition] = from_offset
+
+    def rewind(self, partition: int, offset: int) -> None:
+        """Read the worker's partition again from ``offset`` (an aborted batch, a partition
+        assigned behind what was read): what was kept of it is dropped."""
+        offset = max(0, offset)
+        key = (self.topics[0], partition)
+        self.clients[key].assign([TopicPartition(key[0], partition, offset)])
+        self.position[key] = offset
+        self.eof[key] = False
+        self._shared[partition] = deque()
+        self._share_from[partition] = offset
 
     def shared_from(self) -> dict[int, int]:
-        """Shared partition -> the first offset kept for the worker (see :meth:`share`)."""
+        """The worker's partition -> the next offset it takes (see :meth:`take`)."""
         return dict(self._share_from)
 
     def unshare(self, partition: int) -> None:
         self._shared.pop(partition, None)
         self._share_from.pop(partition, None)
 
-    def decoded(self, partition: int, offset: int) -> tuple[Transaction, int] | None:
-        """The message at ``offset`` of a shared partition as validated and accepted here
-        (transaction, event time), or None if it was not (rejected, or not read yet). Offsets
-        must be asked in increasing order: what is before ``offset`` is forgotten."""
-        queue = self._shared.get(partition)
-        if not queue:
+    def take(
+        self,
+        max_messages: int,
+        wait_s: float,
+        fill_until: float = 0.0,
+        should_stop: Callable[[], bool] = lambda: False,
+    ) -> dict[int, PartitionBatch]:
+        """The worker's next batch: up to ``max_messages`` of its partitions, each in offset
+        order (shared fairly between them), validated as they were read. Waits up to
+        ``wait_s`` for a first message, and while any came until ``fill_until`` (``wall_s``
+        time: the commit interval) unless the batch is full."""
+        parts = list(self._shared)
+        if not parts:
+            time.sleep(wait_s)  # nothing owned: the group may be assigning
+            return {}
+        topic = self.topics[0]
+        quota = max(1, max_messages // len(parts))
+        give_up = self.wall_s() + wait_s
+        while True:
+            short = [(topic, p) for p in parts if len(self._shared[p]) < quota]
+            if short:
+                self.poll(0.0, short)
+            have = sum(len(self._shared[p]) for p in parts)
+            now = self.wall_s()
+            if have >= max_messages or not short or (now >= fill_until and (have or now >= give_up)):
+                return self._cut(parts, max_messages)
+            if should_stop():
+                raise InterruptedError("stopping")
+            self.poll(TAKE_POLL_S, short)
+
+    def _cut(self, parts: list[int], max_messages: int) -> dict[int, PartitionBatch]:
+        """Up to ``max_messages`` kept messages, an equal share a partition (what a partition
+        leaves of its share goes to the others, in order)."""
+        sizes = {p: len(self._shared[p]) for p in parts}
+        share = {p: min(n, max_messages // len(parts)) for p, n in sizes.items()}
+        left = max_messages - sum(share.values())
+        for p in parts:
+            extra = min(left, sizes[p] - share[p])
+            share[p] += extra
+            left -= extra
+        out: dict[int, PartitionBatch] = {}
+        for p in parts:
+            n = share[p]
+            if not n:
+                continue
+            queue = self._shared[p]
+            pb = out[p] = PartitionBatch(p)
+            for _ in range(n):
+                offset, m, res = queue.popleft()
+                if isinstance(res, Invalid):
+                    pb.dead.append(DeadLetter(m, res.reason, res.detail))
+                else:
+                    pb.valid.append(res[0])
+                    pb.times.append(res[1])
+                    pb.offsets.append(offset)
+                    pb.messages.append(m)
+            pb.last_offset = offset
+            self._share_from[p] = offset + 1
+        return out
+
+    def lag(self, partition: int) -> int | None:
+        """Messages of the worker's partition not taken yet, as far as the latest fetch knows."""
+        key = (self.topics[0], partition)
+        marks = self.clients[key].get_watermark_offsets(TopicPartition(*key), cached=True)
+        if partition not in self._share_from or marks is None or marks[1] < 0:
             return None
-        while queue[0][0] < offset:
-            queue.popleft()
-            if not queue:
-                return None
-        if queue[0][0] == offset:
-            return queue.popleft()[1]
-        return None
+        return max(0, marks[1] - self._share_from[partition])
 
     def close(self) -> None:
         for client in [*self.clients.values(), self._meta]:

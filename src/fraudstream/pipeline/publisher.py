@@ -94,9 +94,9 @@ class Staging:
     both need the process's interpreter and the commit is what the worker is waiting for.
     """
 
-    #: Staged batches kept at most: the one being delivered, the held one, the one being
-    #: decided, plus slack.
-    MAX_BATCHES = 4
+    #: Staged batches kept at most: the one being delivered, the held one, the worker's
+    #: decided-ahead ones (``worker.DECIDE_AHEAD``), plus slack.
+    MAX_BATCHES = 5
     CHUNK_ROWS = 1000
 
     def __init__(self) -> None:

@@ -1,8 +1,11 @@
 """One detector worker: the I/O shell around :func:`fraudstream.pipeline.core.process`.
 
-Per consumed batch (a Kafka transaction each):
+The worker's consumer joins the group and holds the assignment; its partitions stay paused,
+and their messages are read (and validated, once) by the global reader, which every worker
+runs over all of ``input`` for the terminal state anyway (see ``pipeline.global_reader``).
+Per batch taken from there (a Kafka transaction each):
 
-1. validate every message; invalid ones and duplicate ``transaction_id``\\ s go to the DLQ;
+1. invalid messages and duplicate ``transaction_id``\\ s go to the DLQ;
 2. advance the global reader (terminal state) to the batch's latest event time;
 3. compute features, rules, score and decision per partition (pure core);
 4. write ``review``/``decline`` rows to PostgreSQL (idempotent, retried until it succeeds);
@@ -16,17 +19,17 @@ its decisions are produced again in a new transaction (the aborted ones are invi
 newly assigned partition is rebuilt by replaying that partition's last 31 days up to the
 committed offset, so features after a crash equal those of an uninterrupted run.
 
-Under load four batches are in the works at once (see ``_handle``): while the decider
-thread takes batch k+2 through steps 1-3, the publisher process encodes batch k+1 (decided,
-``_held`` for one round) and the worker's thread delivers batch k (steps 4-5; the Kafka
-transaction runs in the publisher, see ``pipeline.publisher``), then consumes batch k+3. A
-delivery always ends before the next consume starts, so no commit is in flight while the
-consumer runs rebalance callbacks (a transactional offset commit cannot finish during a
-rebalance: waiting for one in a callback deadlocks); the callbacks wait for the decider
-instead, and a revoked partition's part of the batches decided but not committed is dropped
-(its new owner decides it again). If a commit fails, the batches decided after it are
-dropped too and their partitions are rewound. When nothing new is being decided (live
-traffic that the worker keeps up with) nothing is held: a decided batch is delivered at once.
+Under load five batches are in the works at once (see ``_step``): while the decider thread
+takes batch k+2 through steps 1-3 (with batch k+3 queued behind it), the publisher process
+encodes batch k+1 (decided, ``_held`` for one round) and the worker's thread delivers batch k
+(steps 4-5; the Kafka transaction runs in the publisher, see ``pipeline.publisher``). Rebalance
+callbacks run on the worker's thread between deliveries, so no commit is in flight while they
+run (a transactional offset commit cannot finish during a rebalance: waiting for one in a
+callback deadlocks); they stop the decider between batches instead, and a revoked
+partition's part of the batches decided but not committed is dropped (its new owner decides
+it again). If a commit fails, the batches decided after it are dropped too and their
+partitions are rewound. A batch smaller than full (live traffic that the worker keeps up
+with) is not held: it is delivered as soon as it is decided.
 """
 
 from __future__ import annotations
@@ -36,6 +39,7 @@ import gc
 import signal
 import time
 import uuid
+from collections import deque
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
@@ -58,10 +62,9 @@ from fraudstream.features.definitions import FEATURE_NAMES
 from fraudstream.features.terminal import TerminalState
 from fraudstream.learning.watcher import ModelWatcher
 from fraudstream.pipeline import metrics
-from fraudstream.pipeline.consume import consume_ready
 from fraudstream.pipeline.core import Decisions, Model, process
 from fraudstream.pipeline.decode import DeadLetter, PartitionBatch, split
-from fraudstream.pipeline.global_reader import PREFETCH_MESSAGES, GlobalReader
+from fraudstream.pipeline.global_reader import GlobalReader
 from fraudstream.pipeline.pack import pack
 from fraudstream.pipeline.publisher import InlinePublisher, ProcessPublisher, Publisher
 from fraudstream.pipeline.txn import DeadRecord, Topics, producer_config
@@ -84,6 +87,11 @@ DEFAULT_BATCH_SIZE = 20_000
 #: transactions of the same moment (see ``GlobalReader``): live latency against exact 10-minute
 #: terminal counts when producers deliver partitions a little apart.
 DEFAULT_ARRIVAL_GRACE_S = 0.1
+#: Batches queued on the decider: while this thread delivers one, the decider decides the next
+#: and has another to go on with, so neither waits for the other's slowest batch.
+DECIDE_AHEAD = 2
+#: How long an idle worker waits for a first message before looking at the group again.
+TAKE_WAIT_S = 0.2
 #: Tracked objects alive beyond those at the last collection before a young collection runs
 #: (Python's default: 700). A batch keeps ~8 tracked objects a transaction alive until it is
 #: committed (messages, lists, tuples): at 20,000 the collector traversed them several times a
@@ -134,10 +142,9 @@ class Worker:
             "max.poll.interval.ms": 600_000,
             "session.timeout.ms": 15_000,
             "heartbeat.interval.ms": 3_000,
-            "fetch.max.bytes": 16 * 1024 * 1024,
-            # Prefetch per partition (default 100,000): how far one partition's fetches can run
-            # ahead of the others, which the global reader then has to read up to as well.
-            "queued.min.messages": PREFETCH_MESSAGES,
+            # It holds the assignment only: its partitions are paused, their messages come from
+            # the global reader (see _on_assign).
+            "queued.min.messages": 1,
             "log_level": 3,
         })
         self.instance_id = f"{group_id}-{uuid.uuid4().hex[:12]}"
@@ -152,12 +159,11 @@ class Worker:
         self.models = None if model is not None else ModelWatcher(settings.dsn, interval_s=1.0,
                                                                   features=FEATURE_NAMES)
         self.processed = 0
-        # Decides a batch while this thread commits the one before and consumes the one after
-        # (see _handle); _revoked: partitions revoked while it did.
+        # Takes and decides batches while this thread delivers the ones before (see _step).
         self._decider = ThreadPoolExecutor(max_workers=1, thread_name_prefix="decide")
-        self._deciding: Future[_Prepared] | None = None
-        self._revoked: set[int] = set()
-        # Decided and staged, delivered at the next _handle: the publisher encodes it meanwhile.
+        self._jobs: deque[_Job] = deque()
+        # A full batch decided and staged, delivered at the next _step: the publisher encodes
+        # it meanwhile.
         self._held: _Prepared | None = None
         self._last_lag = 0.0
         self._last_collect = time.monotonic()
@@ -198,16 +204,10 @@ class Worker:
         gc.set_threshold(GC_YOUNG_THRESHOLD, thresholds[1], thresholds[2])
         try:
             while not self.stopping:
-                msgs = self._consume()
-                arrived = time.monotonic()
+                self._poll_group()
                 self.rules.poll()
                 self._poll_model()
-                good = [m for m in msgs if m.error() is None]
-                if len(good) < len(msgs):
-                    for m in msgs:
-                        self._usable(m)  # log the errors
-                self._handle(good, arrived)
-                if good:
+                if self._step():
                     idle_since = time.monotonic()
                 elif max_idle_s is not None and time.monotonic() - idle_since > max_idle_s:
                     break
@@ -218,22 +218,18 @@ class Worker:
         finally:
             gc.set_threshold(*thresholds)
             try:
-                self._handle([])  # commit what was decided
+                self._drain()  # commit what was decided
             except (InterruptedError, KafkaException) as exc:  # stopping: the batch is redone
                 log.warning("worker.stop.uncommitted", error=str(exc))
             finally:
                 self.close()
 
-    def _consume(self) -> list[Message]:
-        """The next batch. Nothing being decided: wait for the first message. A batch being
-        decided waits for this call: take what is ready, or what arrives until the commit
-        interval is up."""
-        if self._deciding is None and self._held is None:
-            return consume_ready(self.consumer, self.batch_size, wait_s=0.2)
-        wait_s = self._last_commit + self.commit_interval_s - time.monotonic()
-        if wait_s <= 0:
-            return consume_ready(self.consumer, self.batch_size, wait_s=0.0)
-        return self.consumer.consume(self.batch_size, timeout=wait_s)
+    def _poll_group(self) -> None:
+        """Serve the group: rebalance callbacks run here, on this thread. The partitions are
+        paused (their messages are read by the global reader), so nothing else comes but
+        errors, or a message fetched before its partition was paused (read there as well)."""
+        for m in self.consumer.consume(100, timeout=0):
+            self._usable(m)  # logs the errors
 
     def _poll_model(self, force: bool = False) -> None:
         """Pick up a newly promoted model between batches (within about a second)."""
@@ -328,7 +324,10 @@ class Worker:
             # consumer never gets (a worker once failed its clean stop after a 30 s timeout).
             log.info("partitions.assigned.ignored", partitions=[tp.partition for tp in partitions])
             return
-        self._await_decider()  # it reads the states and the terminal state rebuilt here
+        # Held, not fetched: the global reader reads them (from the committed offsets, below).
+        consumer.incremental_assign(partitions)
+        consumer.pause(partitions)
+        self._quiesce()  # the decider reads the states and the terminal state rebuilt here
         resumes: list[int] = []
         committed = self._committed([tp.partition for tp in partitions])
         for tp in partitions:
@@ -365,8 +364,9 @@ class Worker:
 
     def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         revoked = {tp.partition for tp in partitions}
-        self._await_decider()
-        self._revoked |= revoked  # dropped from what it decided: the new owner decides them again
+        self._quiesce()
+        for job in self._jobs:  # dropped from what it decided: the new owner decides them again
+            job.revoked |= revoked
         if self._held is not None:
             self._held = self._held.without(revoked)
         for tp in partitions:
@@ -429,100 +429,127 @@ class Worker:
             keep = ~dup
             for i in np.flatnonzero(dup):
                 pb.dead.append(
-                    DeadLetter(cast(Message, _OffsetOnly(pb.partition, pb.offsets[i])),  # see _prepare
-                               "duplicate_transaction_id",
+                    DeadLetter(pb.messages[i], "duplicate_transaction_id",
                                f"transaction_id {pb.valid[i].transaction_id} already processed")
                 )
             pb.valid = [t for t, k in zip(pb.valid, keep, strict=True) if k]
             pb.offsets = [o for o, k in zip(pb.offsets, keep, strict=True) if k]
             pb.times = [t for t, k in zip(pb.times, keep, strict=True) if k]
 
-    def _handle(self, msgs: list[Message], arrived: float | None = None) -> None:
-        """Take the batch the decider finished, start deciding ``msgs`` (consumed at
-        ``arrived``), and deliver meanwhile what is due; the caller then consumes the next one.
+    def _step(self) -> int:
+        """Take the oldest batch the decider finished and deliver what is due; returns how many
+        messages that batch had (0: none came in ``TAKE_WAIT_S``).
 
-        Deciding is CPU on the decider thread; delivering is mostly waiting for PostgreSQL
-        and the publisher process (the GIL is released), and consuming is librdkafka's work
-        plus a message object each. The batch just decided is held for one round when
-        ``msgs`` are being decided: the publisher encodes its messages (staged by
-        ``_prepare``) while this thread delivers the one before, instead of while this
-        thread waits for it. Every call on the worker's own consumer stays on this thread;
-        the decider reads only the global reader's consumers, clients of its own. Rebalance
-        callbacks run inside this thread's consume and wait for the decider first."""
+        The decider always has the next batches to go on with (``DECIDE_AHEAD``): it takes
+        them from the global reader itself, so deciding (CPU on its thread) and delivering
+        (mostly waiting for PostgreSQL and the publisher process, the GIL released) overlap
+        and neither waits for the other's slowest batch. A full batch (a backlog) is held for
+        one round: the publisher encodes its messages (staged by ``_prepare``) while this
+        thread delivers the one before, instead of while this thread waits for it. A smaller
+        one (live traffic the worker keeps up with) is delivered at once. Every call on the
+        worker's own consumer stays on this thread; rebalance callbacks run inside
+        ``_poll_group`` and let the decider finish first (``_quiesce``)."""
+        self._submit()
         prepared = self._collect()
-        decided = self._decider.submit(
-            self._prepare, msgs, time.monotonic() if arrived is None else arrived) if msgs else None
-        self._deciding = decided
-        due = [b for b in (self._held, prepared) if b is not None and b.batches]
+        self._submit()
+        due = [self._held] if self._held is not None else []
         self._held = None
-        if decided is not None and prepared is not None and due and due[-1] is prepared:
-            self._held = due.pop()
+        if prepared is not None and prepared.batches:
+            if prepared.n_messages >= self.batch_size and not self.stopping:
+                self._held = prepared
+            else:
+                due.append(prepared)
+        self._deliver_all(due)
+        return prepared.n_messages if prepared is not None else 0
+
+    def _submit(self) -> None:
+        while len(self._jobs) < DECIDE_AHEAD and not self.stopping:
+            self._jobs.append(_Job(self._decider.submit(self._prepare)))
+
+    def _deliver_all(self, due: list[_Prepared]) -> None:
+        """Deliver ``due`` in order. If one is aborted or fenced, everything decided after it
+        was decided on top of it: dropped, and its partitions consumed again."""
         for i, batch in enumerate(due):
             try:
                 self._last_commit = time.monotonic()
                 outcome = self._deliver(batch)
             except BaseException:
-                if decided is not None:
-                    wait([decided])  # never leave the decider running on a stopping worker
+                self._quiesce()  # never leave the decider running on a stopping worker
                 raise
             if outcome.lost is None and outcome.rewind is None:
                 self._settle(outcome)  # committed: progress and metrics
                 continue
-            # Aborted or fenced: what was decided after it was decided on top of it. Their
-            # state must not change under the decider: wait for it before rewinding.
+            # Their state must not change under the decider: let it finish before rewinding.
             later = due[i + 1:]
             if self._held is not None:
                 later.append(self._held)
                 self._held = None
-            if decided is not None:
-                wait([decided])
-                if (last := self._collect()) is not None:
-                    later.append(last)
+            later.extend(self._finished())
             rewound = self._settle(outcome) or set()
             again = {p for b in later for p in b.partitions if p in self.states and p not in rewound}
             self._rewind(sorted(again))
             return
 
-    def _await_decider(self) -> None:
-        """Let the batch being decided finish (a rebalance callback changes what it reads)."""
-        if self._deciding is not None:
-            wait([self._deciding])
+    def _drain(self) -> None:
+        """Stopping: deliver what was decided, up to the first batch the decider did not finish
+        (nothing after a gap may be committed)."""
+        due = [self._held] if self._held is not None else []
+        self._held = None
+        self._deliver_all([*due, *self._finished()])
+
+    def _quiesce(self) -> None:
+        """Stop the decider between batches: the ones it has not started are dropped (they
+        took nothing), the one it is deciding finishes. A rebalance callback changes what it
+        reads."""
+        kept = [job for job in self._jobs if not job.future.cancel()]
+        self._jobs = deque(kept)
+        wait([job.future for job in kept])
+
+    def _finished(self) -> list[_Prepared]:
+        """What the decider decided and this thread has not collected, once it is stopped
+        (see :meth:`_quiesce`), in order, up to a batch it gave up (stopping): the ones after
+        that are dropped, they would follow a gap. Raises any other error it raised."""
+        self._quiesce()
+        out = []
+        try:
+            while (prepared := self._collect()) is not None:
+                out.append(prepared)
+        except InterruptedError:
+            pass
+        return out
 
     def _collect(self) -> _Prepared | None:
-        """The batch the decider decided, minus the partitions revoked meanwhile (None: none
-        was being decided). Raises what the decider raised."""
-        deciding, self._deciding = self._deciding, None
-        revoked, self._revoked = self._revoked, set()
-        if deciding is None:
+        """The oldest batch the decider took, once decided, minus the partitions revoked
+        meanwhile (None: nothing queued). Raises what the decider raised (the other queued
+        batches are dropped then: they would follow a gap)."""
+        if not self._jobs:
             return None
-        prepared = deciding.result()
-        return prepared.without(revoked) if revoked else prepared
+        job = self._jobs.popleft()
+        try:
+            prepared = job.future.result()
+        except BaseException:
+            self._quiesce()
+            self._jobs.clear()
+            raise
+        return prepared.without(job.revoked) if job.revoked else prepared
 
-    def _prepare(self, msgs: list[Message], arrived: float) -> _Prepared:
-        """Steps 1-3: validate, features, rules, score, decision; encode outputs and rows.
-        ``arrived``: monotonic time ``msgs`` were consumed (the arrival grace counts from it)."""
-        started = time.monotonic()
+    def _prepare(self) -> _Prepared:
+        """Steps 1-3: take the next batch from the global reader (validated as it was read),
+        features, rules, score, decision; stage the outputs and build the rows."""
         # Hold before the reader reads anything: reading the batch runs the terminal state's
         # clock up to its fastest partition, and without a hold it would expire what a slower
         # (e.g. just assigned) partition still needs. Before decoding, a partition's earliest
         # time to decide is taken as its last decided one (none yet: everything is kept).
         self._hold_terminal({})
-        # The reader validates each message once for both (``decoded``): it reads the batch first.
-        through = {cast(int, m.partition()): cast(int, m.offset()) for m in msgs}
-        self.reader.read_through({p: o for p, o in through.items() if p in self.states},
+        fill_until = self._last_commit + self.commit_interval_s if self.commit_interval_s else 0.0
+        taken = self.reader.take(self.batch_size, TAKE_WAIT_S, fill_until,
                                  should_stop=lambda: self.stopping)
-        by_offset: dict[tuple[int, int], Message] = {}
+        arrived = time.monotonic()
         batches: list[PartitionBatch] = []
-        for pb in split(msgs, self.clock_ms(), self.reader.decoded).values():
-            state = self.states.get(pb.partition)
-            if state is None:  # revoked meanwhile: the new owner consumes it again
-                continue
+        for pb in taken.values():
+            state = self.states[pb.partition]  # the reader shares only owned partitions
             self._dedupe(pb, state)
-            for d in pb.dead:
-                if isinstance(d.message, _OffsetOnly):
-                    if not by_offset:
-                        by_offset = {(cast(int, m.partition()), cast(int, m.offset())): m for m in msgs}
-                    d.message = by_offset[(pb.partition, d.message.offset())]
+            pb.messages = []  # only duplicates needed them
             batches.append(pb)
         columns = {pb.partition: pb.columns() for pb in batches if pb.valid}
         if columns:
@@ -536,7 +563,8 @@ class Worker:
         rules, model = self.rules.current, self.model  # one of each per batch (swapped meanwhile)
         now_iso = datetime.now(UTC).isoformat()
         self._batch_id += 1
-        out = _Prepared(batch_id=self._batch_id, batches=batches, started=started, n_messages=len(msgs))
+        n_messages = sum(len(pb.valid) + len(pb.dead) for pb in batches)
+        out = _Prepared(batch_id=self._batch_id, batches=batches, started=arrived, n_messages=n_messages)
         payloads: dict[int, bytes] = {}
         for pb in batches:
             if pb.partition not in columns:
@@ -666,8 +694,7 @@ class Worker:
                     self._fenced([p], [])
                     continue
                 self.states[p], _ = self._restore(p, committed[p])
-                offset = committed[p] if committed[p] >= 0 else OFFSET_BEGINNING
-                self.consumer.seek(TopicPartition(self.settings.topic_input, p, offset))
+                self.reader.rewind(p, committed[p])  # nothing committed (< 0): from the start
 
     def _collect_cycles(self) -> None:
         """Collect the young generations once a minute: with the high threshold the collector
@@ -691,12 +718,10 @@ class Worker:
         self._last_processed = self.processed
         self._last_lag = now
         try:
-            for tp in self.consumer.position(
-                [TopicPartition(self.settings.topic_input, p) for p in self.states]
-            ):
-                lo, hi = self.consumer.get_watermark_offsets(tp, cached=True) or (0, 0)
-                pos = tp.offset if tp.offset >= 0 else lo
-                metrics.LAG.labels(str(tp.partition)).set(max(0, hi - pos))
+            for p in self.states:
+                lag = self.reader.lag(p)
+                if lag is not None:
+                    metrics.LAG.labels(str(p)).set(lag)
         except KafkaException:
             pass
 
@@ -712,17 +737,12 @@ def _dlq_headers(d: DeadLetter) -> list[tuple[str, bytes]]:
     ]
 
 
-class _OffsetOnly:
-    """Placeholder for a dead letter found after validation (resolved to its message)."""
+@dataclass
+class _Job:
+    """A batch queued on the decider."""
 
-    def __init__(self, partition: int, offset: int) -> None:
-        self._p, self._o = partition, offset
-
-    def partition(self) -> int:
-        return self._p
-
-    def offset(self) -> int:
-        return self._o
+    future: Future[_Prepared]
+    revoked: set[int] = field(default_factory=set)  # revoked meanwhile: not to be delivered
 
 
 @dataclass
