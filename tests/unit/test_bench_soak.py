@@ -51,3 +51,15 @@ def test_the_event_clock_runs_fast_and_ends_now_never_later() -> None:
     later = clock()
     assert first <= later <= datetime.now(UTC)
     assert event_clock(600, 1.0)() >= before  # no speedup: event time is now
+
+
+def test_the_bench_sandbox_passes_on_the_detector_s_own_settings_only() -> None:
+    """Its detectors get the sandbox's cluster, database and topics whatever the caller's
+    environment says, but a setting of their own behaviour reaches them, so it can be measured."""
+    from fraudstream.bench.sandbox import inherited
+
+    env = inherited({"PATH": "/bin", "KAFKA_BOOTSTRAP_SERVERS": "elsewhere:9092",
+                     "DATABASE_URL": "postgresql://elsewhere/db", "FRAUDSTREAM_TOPIC_INPUT": "theirs",
+                     "FRAUDSTREAM_DETECTOR_DATABASE_URL": "postgresql://x/y",
+                     "FRAUDSTREAM_PUBLISHER_PROCESS": "false"})
+    assert env == {"PATH": "/bin", "FRAUDSTREAM_PUBLISHER_PROCESS": "false"}

@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -25,6 +26,16 @@ from fraudstream.settings import Settings
 #: Where the ``fraudstream`` package lives (children import it from the same place).
 log = structlog.get_logger(__name__)
 _PACKAGE_PARENT = str(Path(fraudstream.__file__).resolve().parents[1])
+#: Settings of the detectors' own behaviour that the sandbox passes on (every other
+#: ``FRAUDSTREAM_*`` variable may point at the user's cluster, database or topics: dropped),
+#: so that a bench can measure them: e.g. ``FRAUDSTREAM_PUBLISHER_PROCESS=false``.
+PASSED_ON = frozenset({"FRAUDSTREAM_PUBLISHER_PROCESS", "FRAUDSTREAM_LOG_LEVEL"})
+
+
+def inherited(environ: Mapping[str, str]) -> dict[str, str]:
+    """What the sandbox's processes inherit of the environment (see ``PASSED_ON``)."""
+    return {k: v for k, v in environ.items()
+            if not k.startswith(("FRAUDSTREAM_", "KAFKA_", "DATABASE_")) or k in PASSED_ON}
 
 
 @dataclass
@@ -67,11 +78,7 @@ class Sandbox:
             provision_detector(dsn, detector_dsn)
             detector = {"FRAUDSTREAM_DETECTOR_DATABASE_URL": detector_dsn}
         env = {
-            **{
-                k: v
-                for k, v in os.environ.items()
-                if not k.startswith(("FRAUDSTREAM_", "KAFKA_", "DATABASE_"))
-            },
+            **inherited(os.environ),
             "KAFKA_BOOTSTRAP_SERVERS": bootstrap,
             "DATABASE_URL": dsn,
             **detector,

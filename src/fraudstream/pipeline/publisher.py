@@ -97,6 +97,10 @@ class Staging:
     #: Staged batches kept at most: the one being delivered, the held one, the worker's
     #: decided-ahead ones (``worker.DECIDE_AHEAD``), plus slack.
     MAX_BATCHES = 5
+    #: Batches the encoding thread keeps encoded ahead of the commits: the next one and the
+    #: one after. The others wait as their msgpack blobs, about a quarter of the JSON's size
+    #: (with the worker deciding two ahead, encoding all of them held ~60 MB more).
+    MAX_ENCODED = 2
     CHUNK_ROWS = 1000
 
     def __init__(self) -> None:
@@ -120,7 +124,7 @@ class Staging:
         """The encoding thread's loop (a daemon: it ends with the process)."""
         while True:
             with self._cond:
-                self._cond.wait_for(lambda: bool(self._queued))
+                self._cond.wait_for(lambda: bool(self._queued) and len(self._batches) < self.MAX_ENCODED)
                 batch, payloads = self._queued[0]
             encoded = self._encode(payloads, pausable=True)
             with self._cond:
@@ -159,10 +163,16 @@ class Staging:
         a publisher process that died since), once every batch up to it queued for encoding
         is encoded; forgets that batch and every earlier one."""
         with self._cond:
+            # Earlier ones first: batches dropped by the worker (never committed) must not
+            # hold the encoding thread back from this one (see MAX_ENCODED).
+            for old in [b for b in self._batches if b < batch]:
+                del self._batches[old]
+            self._cond.notify_all()
             self._cond.wait_for(lambda: not any(b <= batch for b, _ in self._queued))
             encoded = self._batches.get(batch)
-            for old in [b for b in self._batches if b <= batch]:
+            for old in [b for b in self._batches if b <= batch]:  # encoded meanwhile too
                 del self._batches[old]
+            self._cond.notify_all()
         if encoded is None:
             return None
         return [m for p in partitions for m in encoded.get(p, ())]
