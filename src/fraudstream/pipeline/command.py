@@ -15,7 +15,8 @@ log = structlog.get_logger(__name__)
 
 def detect(
     group: Annotated[str, typer.Option(help="Consumer group of the workers.")] = "fraudstream-detector",
-    batch_size: Annotated[int, typer.Option(help="Max messages per batch (one Kafka transaction).")] = 20000,
+    batch_size: Annotated[int, typer.Option(help="Max messages per batch (one Kafka transaction).",
+                                            envvar="FRAUDSTREAM_BATCH_SIZE")] = 20000,
     commit_interval_ms: Annotated[
         float, typer.Option(help="At most one Kafka transaction per this many ms (0: back to back).")
     ] = 0.0,

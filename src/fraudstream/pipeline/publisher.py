@@ -97,16 +97,17 @@ class Staging:
     #: Staged batches kept at most: the one being delivered, the held one, the worker's
     #: decided-ahead ones (``worker.DECIDE_AHEAD``), plus slack.
     MAX_BATCHES = 5
-    #: Batches the encoding thread keeps encoded ahead of the commits: the next one and the
-    #: one after. The others wait as their msgpack blobs, about a quarter of the JSON's size
-    #: (with the worker deciding two ahead, encoding all of them held ~60 MB more).
-    MAX_ENCODED = 2
+    #: Batches the encoding thread keeps encoded ahead of the commits: the next one (it is
+    #: encoded while the one before is committed, which ``take`` has removed already). The
+    #: others wait as their msgpack blobs, about a quarter of the JSON's size.
+    MAX_ENCODED = 1
     CHUNK_ROWS = 1000
 
     def __init__(self) -> None:
         self._cond = threading.Condition()
         self._batches: dict[int, dict[int, _Messages]] = {}
         self._queued: deque[tuple[int, dict[int, bytes]]] = deque()  # not encoded yet
+        self._asked = 0  # the latest batch a commit asked for (``take``)
         self._free = threading.Event()  # no commit is producing
         self._free.set()
 
@@ -124,7 +125,7 @@ class Staging:
         """The encoding thread's loop (a daemon: it ends with the process)."""
         while True:
             with self._cond:
-                self._cond.wait_for(lambda: bool(self._queued) and len(self._batches) < self.MAX_ENCODED)
+                self._cond.wait_for(lambda: bool(self._queued) and self._ahead() < self.MAX_ENCODED)
                 batch, payloads = self._queued[0]
             encoded = self._encode(payloads, pausable=True)
             with self._cond:
@@ -152,6 +153,10 @@ class Staging:
                 messages.extend(encode_outputs(chunk))
         return encoded
 
+    def _ahead(self) -> int:
+        """Encoded batches a commit may still ask for (not before the latest one asked)."""
+        return sum(1 for b in self._batches if b >= self._asked)
+
     def _store(self, batch: int, encoded: dict[int, _Messages]) -> None:
         with self._cond:
             self._batches[batch] = encoded
@@ -163,10 +168,9 @@ class Staging:
         a publisher process that died since), once every batch up to it queued for encoding
         is encoded; forgets that batch and every earlier one."""
         with self._cond:
-            # Earlier ones first: batches dropped by the worker (never committed) must not
-            # hold the encoding thread back from this one (see MAX_ENCODED).
-            for old in [b for b in self._batches if b < batch]:
-                del self._batches[old]
+            # Batches before it, dropped by the worker (never committed), must not hold the
+            # encoding thread back from this one (see MAX_ENCODED and _ahead).
+            self._asked = max(self._asked, batch)
             self._cond.notify_all()
             self._cond.wait_for(lambda: not any(b <= batch for b, _ in self._queued))
             encoded = self._batches.get(batch)
