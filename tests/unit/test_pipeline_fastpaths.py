@@ -412,7 +412,7 @@ def test_take_waits_for_a_first_message_then_for_the_commit_interval() -> None:
     clock = [0.0]
     reader = _taking_reader([], owned=[0])
 
-    def poll(timeout_s: float = 0.2, keys: list | None = None, most: int = 0) -> int:
+    def poll(timeout_s: float = 0.2, keys: list | None = None) -> int:
         clock[0] += max(timeout_s, 0.001)
         return 0
 
@@ -452,19 +452,3 @@ def test_a_partition_read_past_where_the_worker_resumes_is_read_again() -> None:
     reader.unshare(0)
     reader.share(0, 20)  # ahead of what was read: nothing to read again
     assert len(assigned) == 2 and reader.shared_from() == {0: 20}
-
-
-def test_take_reads_of_a_partition_what_its_share_lacks() -> None:
-    """Not a whole read's worth: what is read waits in the queue, decoded, until taken."""
-    from fraudstream.pipeline.global_reader import TAKE_READ_LEAST
-
-    msgs = [_Msg(0, o, json.dumps({**GOOD, "transaction_id": f"t{o}"}).encode(),
-                 GOOD["customer_id"].encode()) for o in range(3 * TAKE_READ_LEAST)]
-    reader = _taking_reader(msgs, owned=[0])
-    got = reader.take(10, wait_s=0.0)
-    assert got[0].offsets == list(range(10))
-    assert len(reader._shared[0]) == TAKE_READ_LEAST - 10  # read: at least TAKE_READ_LEAST
-    left = len(reader._shared[0])
-    got = reader.take(TAKE_READ_LEAST + 500, wait_s=0.0)  # short by 510: reads TAKE_READ_LEAST
-    assert len(got[0].offsets) == TAKE_READ_LEAST + 500
-    assert len(reader._shared[0]) == left + TAKE_READ_LEAST - (TAKE_READ_LEAST + 500)

@@ -164,21 +164,20 @@ def test_the_encoding_thread_stands_aside_while_a_commit_produces() -> None:
         assert staging.take(1, [0]) is not None
 
 
-def test_the_encoding_thread_keeps_one_batch_encoded_ahead_of_the_commits() -> None:
-    """The others wait as msgpack (smaller); the next batch is encoded while one commits;
-    batches the worker dropped after an abort, staged but never committed, do not hold it back
-    from the batch a commit waits for."""
+def test_the_encoding_thread_keeps_two_batches_encoded_ahead_of_the_commits() -> None:
+    """The others wait as msgpack (smaller); batches the worker dropped after an abort, staged
+    but never committed, do not hold it back from the batch a commit waits for."""
     staging = Staging()
     threading.Thread(target=staging.encode_queued, daemon=True).start()
-    for b in (1, 2, 3, 4):  # 1: dropped by the worker, never committed
+    for b in (1, 2, 3, 4, 5):  # 1 and 2: dropped by the worker, never committed
         staging.queue(b, {0: _staged(0, 3)})
     time.sleep(0.3)
     with staging._cond:
-        assert sorted(staging._batches) == [1] and [b for b, _ in staging._queued] == [2, 3, 4]
-    assert staging.take(2, [0]) is not None  # waits for 2 to be encoded
+        assert sorted(staging._batches) == [1, 2] and [b for b, _ in staging._queued] == [3, 4, 5]
+    assert staging.take(3, [0]) is not None  # waits for 3 to be encoded
     time.sleep(0.3)
-    with staging._cond:  # 3 is encoded while 2 commits
-        assert sorted(staging._batches) == [3] and [b for b, _ in staging._queued] == [4]
-    assert staging.take(4, [0]) is not None
+    with staging._cond:  # 4 and 5 are encoded while 3 commits
+        assert sorted(staging._batches) == [4, 5] and not staging._queued
+    assert staging.take(5, [0]) is not None
     with staging._cond:
         assert not staging._batches and not staging._queued

@@ -53,10 +53,6 @@ from fraudstream.settings import Settings
 log = structlog.get_logger(__name__)
 
 NEG_INF = -(2**62)
-#: Messages read of a partition at a time.
-READ_MOST = 10_000
-#: ... and at least this many when a batch's share of a partition is short (``take``).
-TAKE_READ_LEAST = 1_000
 #: What a batch waits for more messages, between looks at the worker's partitions (``take``):
 #: the reader's clients are polled in turn, so this bounds the latency a message can gain here.
 TAKE_POLL_S = 0.01
@@ -222,16 +218,14 @@ class GlobalReader:
             # Only the partitions still behind: the others would be read ahead for nothing.
             self.poll(min(0.05, left) if left > 0 else 0.05, behind)
 
-    def poll(
-        self, timeout_s: float = 0.2, keys: list[tuple[str, int]] | None = None, most: int = READ_MOST
-    ) -> int:
-        """Read what is fetched of the partitions ``keys`` (default: all), up to ``most`` each;
-        if none has anything, wait up to ``timeout_s`` (split between them)."""
+    def poll(self, timeout_s: float = 0.2, keys: list[tuple[str, int]] | None = None) -> int:
+        """Read what is fetched of the partitions ``keys`` (default: all); if none has anything,
+        wait up to ``timeout_s`` (split between them)."""
         keys = keys or list(self.clients)
-        got = [(key, consume_ready(self.clients[key], most, 0.0)) for key in keys]
+        got = [(key, consume_ready(self.clients[key], 10000, 0.0)) for key in keys]
         if timeout_s > 0 and not any(msgs for _, msgs in got):
             for key in keys:
-                msgs = consume_ready(self.clients[key], most, timeout_s / len(keys))
+                msgs = consume_ready(self.clients[key], 10000, timeout_s / len(keys))
                 if msgs:
                     got = [(key, msgs)]
                     break
@@ -369,8 +363,8 @@ class GlobalReader:
         give_up = self.wall_s() + wait_s
         while True:
             short = [(topic, p) for p in parts if len(self._shared[p]) < quota]
-            for key in short:  # what its share lacks: more would wait here, decoded, for nothing
-                self.poll(0.0, [key], most=max(quota - len(self._shared[key[1]]), TAKE_READ_LEAST))
+            if short:
+                self.poll(0.0, short)
             have = sum(len(self._shared[p]) for p in parts)
             now = self.wall_s()
             if have >= max_messages or not short or (now >= fill_until and (have or now >= give_up)):

@@ -97,10 +97,11 @@ class Staging:
     #: Staged batches kept at most: the one being delivered, the held one, the worker's
     #: decided-ahead ones (``worker.DECIDE_AHEAD``), plus slack.
     MAX_BATCHES = 5
-    #: Batches the encoding thread keeps encoded ahead of the commits: the next one (it is
-    #: encoded while the one before is committed, which ``take`` has removed already). The
-    #: others wait as their msgpack blobs, about a quarter of the JSON's size.
-    MAX_ENCODED = 1
+    #: Batches the encoding thread keeps encoded ahead of the commits: the next one and the
+    #: one after (one was slower: a batch staged before the previous commit took its own
+    #: waited to be encoded until then, and the commit then waited for it). The others wait
+    #: as their msgpack blobs, about a quarter of the JSON's size.
+    MAX_ENCODED = 2
     CHUNK_ROWS = 1000
 
     def __init__(self) -> None:
