@@ -1,4 +1,4 @@
-"""The detector command caps glibc's malloc arenas before its threads start."""
+"""The detector command tunes glibc's malloc (arenas, mmap threshold) before its threads start."""
 
 from __future__ import annotations
 
@@ -18,12 +18,17 @@ class _Libc:
         return 1
 
 
-def test_arenas_are_capped_unless_the_operator_set_them(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_arenas_are_capped_and_the_mmap_threshold_fixed_unless_the_operator_set_them(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     libc = _Libc()
     monkeypatch.setattr(ctypes, "CDLL", lambda name: libc)
     monkeypatch.delenv("MALLOC_ARENA_MAX", raising=False)
+    monkeypatch.delenv("MALLOC_MMAP_THRESHOLD_", raising=False)
     command._limit_malloc_arenas()
-    assert libc.calls == [(-8, command.MALLOC_ARENAS)]  # M_ARENA_MAX
+    # M_ARENA_MAX, M_MMAP_THRESHOLD
+    assert libc.calls == [(-8, command.MALLOC_ARENAS), (-3, command.MMAP_THRESHOLD)]
     monkeypatch.setenv("MALLOC_ARENA_MAX", "4")
+    monkeypatch.setenv("MALLOC_MMAP_THRESHOLD_", "65536")
     command._limit_malloc_arenas()
-    assert len(libc.calls) == 1  # theirs wins
+    assert len(libc.calls) == 2  # theirs win

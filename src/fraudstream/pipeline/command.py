@@ -63,23 +63,31 @@ def detect(
 #: and the librdkafka threads of its 8 Kafka clients, whose fetch buffers are large) may get an
 #: arena of its own, whose freed memory other threads cannot reuse.
 MALLOC_ARENAS = 2
-_M_ARENA_MAX = -8  # mallopt parameter number (malloc.h)
+#: Allocations from this size on get pages of their own, given back when freed. glibc's
+#: default threshold grows with the largest block freed (up to 32 MB), after which the state's
+#: arrays, reallocated as they grow, leave their old copies in the heap.
+MMAP_THRESHOLD = 1 << 20
+_M_ARENA_MAX = -8  # mallopt parameter numbers (malloc.h)
+_M_MMAP_THRESHOLD = -3
 
 
 def _limit_malloc_arenas() -> None:
-    """Cap glibc's malloc arenas before any thread starts (memory of a 1 M-customer worker).
-    A no-op where the C library is not glibc or ``MALLOC_ARENA_MAX`` is set already."""
+    """Cap glibc's malloc arenas before any thread starts, and fix its mmap threshold
+    (memory of a 1 M-customer worker). A no-op where the C library is not glibc; either is
+    left alone when its environment variable (``MALLOC_ARENA_MAX``, ``MALLOC_MMAP_THRESHOLD_``)
+    is set."""
     import ctypes
     import ctypes.util
     import os
 
-    if "MALLOC_ARENA_MAX" in os.environ:
-        return
     name = ctypes.util.find_library("c")
     try:
         libc = ctypes.CDLL(name) if name else None
         if libc is not None and hasattr(libc, "mallopt"):
-            libc.mallopt(_M_ARENA_MAX, MALLOC_ARENAS)
+            if "MALLOC_ARENA_MAX" not in os.environ:
+                libc.mallopt(_M_ARENA_MAX, MALLOC_ARENAS)
+            if "MALLOC_MMAP_THRESHOLD_" not in os.environ:
+                libc.mallopt(_M_MMAP_THRESHOLD, MMAP_THRESHOLD)
     except OSError:
         pass
 

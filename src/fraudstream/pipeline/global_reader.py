@@ -64,9 +64,10 @@ TAKE_POLL_S = 0.01
 #: queue faster than fetches refilled it (~4 s of a 1M-transaction replay spent waiting).
 #: Memory decides the figure: a prefetched message costs ~0.6 kB in librdkafka, and with 1.2M
 #: customers of state the detector peaked at 1,018 MiB with 25,000 against 1,120 MiB with
-#: 50,000 (8 MB fetches per partition, tried as well, cost ~700 MB more: a fetch buffer stays
-#: allocated while any message of it lives).
-READER_PREFETCH_MESSAGES = 25_000
+#: 50,000 (session 15), and the worker at 893 MiB with 15,000 against 923 with 25,000
+#: (session 17, 54,415 tx/s against 45,959-57,858); 8 MB fetches per partition, tried as
+#: well, cost ~700 MB more: a fetch buffer stays allocated while any message of it lives.
+READER_PREFETCH_MESSAGES = 15_000
 _label_decoder = msgspec.json.Decoder(Label)
 #: A message read from one of the worker's partitions: offset, message, validated as.
 _Entry = tuple[int, Message, tuple[Transaction, int] | Invalid]
