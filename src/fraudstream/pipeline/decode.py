@@ -35,6 +35,17 @@ class PartitionBatch:
     def columns(self) -> TxBatch:
         return TxBatch.from_transactions(self.valid, self.times)
 
+    def add(self, offset: int, message: Message, res: tuple[Transaction, int] | Invalid) -> None:
+        """The next message, validated as ``res``: a valid transaction or a dead letter."""
+        self.last_offset = offset
+        if isinstance(res, Invalid):
+            self.dead.append(DeadLetter(message, res.reason, res.detail))
+        else:
+            self.valid.append(res[0])
+            self.times.append(res[1])
+            self.offsets.append(offset)
+            self.messages.append(message)
+
 
 def split(messages: list[Message], now_ms: int) -> dict[int, PartitionBatch]:
     """Validate each message; group by partition. Kafka-level errors are not passed in."""
@@ -46,14 +57,5 @@ def split(messages: list[Message], now_ms: int) -> dict[int, PartitionBatch]:
             pb = out.get(p)
             if pb is None:
                 pb = out[p] = PartitionBatch(p)
-        offset = cast(int, m.offset())
-        pb.last_offset = offset
-        res = validate_timed(m.value(), m.key(), now_ms)
-        if isinstance(res, Invalid):
-            pb.dead.append(DeadLetter(m, res.reason, res.detail))
-        else:
-            pb.valid.append(res[0])
-            pb.times.append(res[1])
-            pb.offsets.append(offset)
-            pb.messages.append(m)
+        pb.add(cast(int, m.offset()), m, validate_timed(m.value(), m.key(), now_ms))
     return out

@@ -46,7 +46,7 @@ from confluent_kafka import OFFSET_BEGINNING, OFFSET_END, Consumer, KafkaError, 
 from fraudstream.contracts.messages import Label, Transaction
 from fraudstream.features.terminal import TerminalState
 from fraudstream.pipeline.consume import consume_ready
-from fraudstream.pipeline.decode import DeadLetter, PartitionBatch
+from fraudstream.pipeline.decode import PartitionBatch
 from fraudstream.pipeline.validate import Invalid, validate_timed
 from fraudstream.settings import Settings
 
@@ -392,16 +392,8 @@ class GlobalReader:
             queue = self._shared[p]
             pb = out[p] = PartitionBatch(p)
             for _ in range(n):
-                offset, m, res = queue.popleft()
-                if isinstance(res, Invalid):
-                    pb.dead.append(DeadLetter(m, res.reason, res.detail))
-                else:
-                    pb.valid.append(res[0])
-                    pb.times.append(res[1])
-                    pb.offsets.append(offset)
-                    pb.messages.append(m)
-            pb.last_offset = offset
-            self._share_from[p] = offset + 1
+                pb.add(*queue.popleft())
+            self._share_from[p] = pb.last_offset + 1
         return out
 
     def lag(self, partition: int) -> int | None:
