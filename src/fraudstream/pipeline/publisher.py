@@ -4,13 +4,14 @@ Why a process: a worker is one Python process, and CPython runs one thread of it
 Encoding the decisions as JSON and handing them to librdkafka took two fifths of that time
 (measured with py-spy at 36,000 tx/s), on the same core that validates and decides. The
 worker's main thread already waits for each commit while the decider thread works on the
-next batch (see ``Worker._handle``); now that wait is for this process, which encodes,
+next batch (see ``Worker._step``); now that wait is for this process, which encodes,
 produces and commits on the other core, so the decider has the worker's interpreter to itself.
 
 Two messages per batch: the decider *stages* its decisions as soon as they are decided, and
-the process encodes them at once (on a thread that reads the pipe), while the previous batch's
-commit is still going on; the worker's main thread then asks it to *commit* the batch (after
-writing its PostgreSQL rows), and only producing and the transaction protocol are left to do.
+the process encodes them (on a thread of its own, up to ``Staging.MAX_ENCODED`` batches ahead
+of the commits) while the previous batch's commit is still going on; the worker's main
+thread then asks it to *commit* the batch (after writing its PostgreSQL rows), and only
+producing and the transaction protocol are left to do.
 A staged batch that is never committed (rewound, revoked) is dropped by the next commit.
 
 What crosses the pipe is small: per partition a msgpack blob (``publish.pack``: the decoded
