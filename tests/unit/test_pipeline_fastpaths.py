@@ -125,6 +125,90 @@ def test_arbitrary_bytes_same_as_strict(raw: bytes) -> None:
     assert same(v.validate_timed(raw, b"1", NOW), strict(raw, b"1", NOW))
 
 
+# ---- a whole list at a time --------------------------------------------------------------------
+def _valid(i: int, **changes: object) -> tuple[bytes, bytes]:
+    body = {**GOOD, "transaction_id": str(1000 + i), "customer_id": str(i % 9), "terminal_id": str(i % 4),
+            "tx_amount": round(1 + 3.7 * i, 2), "tx_datetime": f"2018-04-10T12:{i % 60:02d}:{i % 7:02d}+00:00",
+            **changes}
+    return json.dumps(body, separators=(",", ":")).encode(), str(body["customer_id"]).encode()
+
+
+#: Messages that are not one JSON object each but could look like it next to others.
+PIECES = [b"", b" ", b"{}", b'{"a":1,', b'"b":2}', b'{"x":"}', b"}", b"{", b"[]", b"1", b"null", b'{"a":{"b":1}',
+          b'{"c":1}}', b"\n", b"{}\n{}", b" {} "]
+
+
+def _batch_same(values: list[bytes | None], keys: list[bytes | None]) -> None:
+    got = v.validate_batch(values, keys, NOW)
+    want = [v.validate_timed(x, k, NOW) for x, k in zip(values, keys, strict=True)]
+    assert len(got) == len(want)
+    for g, w in zip(got, want, strict=True):
+        assert same(g, w), (g, w)
+
+
+def test_batch_of_valid_messages_is_validated_at_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    pairs = [_valid(i) for i in range(50)]
+    values, keys = [p[0] for p in pairs], [p[1] for p in pairs]
+    one_at_a_time = []
+    monkeypatch.setattr(v, "validate_timed", lambda *a: one_at_a_time.append(a) or strict(*a))
+    got = v.validate_batch(values, keys, NOW)  # type: ignore[arg-type]
+    assert not one_at_a_time  # the common case never takes the slow path
+    assert [same(g, strict(x, k, NOW)) for g, x, k in zip(got, values, keys, strict=True)] == [True] * 50
+
+
+def test_batch_with_the_corpus_mixed_in_gives_what_each_gives() -> None:
+    bad = cases()
+    for step in (1, 3, 17):
+        values: list[bytes | None] = []
+        keys: list[bytes | None] = []
+        for i in range(60):
+            if i % step == 0:
+                _, value, key, _ = bad[(i // step) % len(bad)]
+            else:
+                value, key = _valid(i)
+            values.append(value)
+            keys.append(key)
+        _batch_same(values, keys)
+
+
+@pytest.mark.parametrize("piece", PIECES)
+def test_batch_is_not_fooled_by_fragments_that_join_into_objects(
+    piece: bytes, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pairs = [_valid(i) for i in range(200)]
+    values: list[bytes | None] = [p[0] for p in pairs]
+    keys: list[bytes | None] = [p[1] for p in pairs]
+    for at in (0, 70, 150, 199):
+        values[at] = piece
+    values[100] = values[101] + b" " + values[102]  # two objects in one message
+    values[30] = values[30][:-1] + b',"extra":' + values[31] + b"}"
+    _batch_same(values, keys)
+    one_at_a_time: list[object] = []
+    monkeypatch.setattr(v, "validate_timed", lambda *a: one_at_a_time.append(a) or strict(*a))
+    v.validate_batch(values, keys, NOW)
+    assert len(one_at_a_time) < 100  # the valid stretches between them were validated at once
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(
+    st.one_of(
+        st.integers(0, 500).map(lambda i: _valid(i)),
+        st.integers(0, 500).map(lambda i: (_valid(i)[0], b"other")),
+        st.tuples(st.sampled_from(PIECES), st.just(b"1")),
+        st.tuples(st.sampled_from([c[1] for c in cases()]), st.just(GOOD["customer_id"].encode())),
+        st.builds(lambda i, f: _valid(i, **f), st.integers(0, 99), st.dictionaries(
+            st.sampled_from(["tx_amount", "tx_datetime", "lat", "lon", "customer_id", "terminal_id",
+                             "transaction_id", "currency"]),
+            st.sampled_from([0.001, 0.005, 1e10, -1, 5, "5", "a b", "١٢", "x" * 129, "9" * 129, None, 45.0, 200.0,
+                             "EUR", "usd", "1999-12-31T23:59:59+00:00", "2018-04-10T12:00:00.0005+02:00",
+                             "2999-01-01T00:00:00Z", "2018-04-10T12:00:00"]), max_size=2)),
+    ),
+    min_size=0, max_size=80,
+))
+def test_random_batches_give_what_each_message_gives(pairs: list[tuple[bytes, bytes]]) -> None:
+    _batch_same([p[0] for p in pairs], [p[1] for p in pairs])
+
+
 # ---- columns ---------------------------------------------------------------------------------
 def _tx(i: int, **changes: object) -> Transaction:
     base = {

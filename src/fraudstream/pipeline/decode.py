@@ -9,7 +9,7 @@ from confluent_kafka import Message
 
 from fraudstream.contracts.batch import TxBatch
 from fraudstream.contracts.messages import Transaction
-from fraudstream.pipeline.validate import Invalid, validate_timed
+from fraudstream.pipeline.validate import Invalid, validate_batch
 
 
 @dataclass
@@ -51,11 +51,12 @@ def split(messages: list[Message], now_ms: int) -> dict[int, PartitionBatch]:
     """Validate each message; group by partition. Kafka-level errors are not passed in."""
     out: dict[int, PartitionBatch] = {}
     pb: PartitionBatch | None = None
-    for m in messages:
+    results = validate_batch([m.value() for m in messages], [m.key() for m in messages], now_ms)
+    for m, res in zip(messages, results, strict=True):
         p = cast(int, m.partition())  # an error-free message has both
         if pb is None or pb.partition != p:
             pb = out.get(p)
             if pb is None:
                 pb = out[p] = PartitionBatch(p)
-        pb.add(cast(int, m.offset()), m, validate_timed(m.value(), m.key(), now_ms))
+        pb.add(cast(int, m.offset()), m, res)
     return out

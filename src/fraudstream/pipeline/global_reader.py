@@ -32,11 +32,12 @@ aborted batch) the reader's client of that partition is moved back there
 
 from __future__ import annotations
 
+import operator
 import time
 import uuid
 from collections import deque
 from collections.abc import Callable
-from typing import cast
+from typing import Any, cast
 
 import msgspec
 import numpy as np
@@ -47,7 +48,7 @@ from fraudstream.contracts.messages import Label, Transaction
 from fraudstream.features.terminal import TerminalState
 from fraudstream.pipeline.consume import consume_ready
 from fraudstream.pipeline.decode import PartitionBatch
-from fraudstream.pipeline.validate import Invalid, validate_timed
+from fraudstream.pipeline.validate import Invalid, validate_batch
 from fraudstream.settings import Settings
 
 log = structlog.get_logger(__name__)
@@ -69,8 +70,13 @@ TAKE_POLL_S = 0.01
 #: well, cost ~700 MB more: a fetch buffer stays allocated while any message of it lives.
 READER_PREFETCH_MESSAGES = 15_000
 _label_decoder = msgspec.json.Decoder(Label)
+_label_decode: Any = _label_decoder.decode  # for map(): None raises TypeError
 #: A message read from one of the worker's partitions: offset, message, validated as.
 _Entry = tuple[int, Message, tuple[Transaction, int] | Invalid]
+_TX_ID = operator.attrgetter("transaction_id")
+_TERMINAL_ID = operator.attrgetter("terminal_id")
+_LABELED_AT = operator.attrgetter("labeled_at")
+_IS_FRAUD = operator.attrgetter("is_fraud")
 
 
 def decode_label(value: bytes | None) -> Label | None:
@@ -245,57 +251,46 @@ class GlobalReader:
         terminal state and keep them (and the rejected ones) for the worker if it owns the
         partition. One loop per partition (not per message of all of them): this runs for
         every transaction."""
-        now = self.now_ms()
-        tx_ids: list[str | int] = []
-        terminals: list[str | int] = []
-        times: list[int] = []
+        good = [m for m in msgs if m.error() is None]  # others: end of partition (see _settle)
+        results = validate_batch([m.value() for m in good], [m.key() for m in good], self.now_ms())
         queue = self._shared.get(key[1])
-        share_from = self._share_from.get(key[1], 0) if queue is not None else -NEG_INF
+        if queue is not None and good:
+            offsets = [cast(int, m.offset()) for m in good]
+            share_from = self._share_from.get(key[1], 0)
+            kept = zip(offsets, good, results, strict=True)
+            queue.extend(kept if offsets[0] >= share_from else (e for e in kept if e[0] >= share_from))
+        valid = [r for r in results if type(r) is tuple]
         last = self.last[key]
-        for m in msgs:
-            if m.error() is not None:
-                continue  # end of partition (see _settle), or logged by librdkafka
-            res = validate_timed(m.value(), m.key(), now)
-            if isinstance(res, Invalid):
-                ts = m.timestamp()[1]
-            else:
-                tx, ts = res
-                tx_ids.append(tx.transaction_id)
-                terminals.append(tx.terminal_id)
-                times.append(ts)
-            offset: int = m.offset()  # type: ignore[assignment]  # set on a message
-            if offset >= share_from:
-                queue.append((offset, m, res))  # type: ignore[union-attr]  # shared: a queue
-            if ts > last:
-                last = ts
-        self.last[key] = last
+        if len(valid) < len(results):  # a dead letter's time is the message's
+            dead = (m for m, r in zip(good, results, strict=True) if type(r) is not tuple)
+            last = max([last, *(m.timestamp()[1] for m in dead)])
         self._settle(key, msgs)
-        if tx_ids:
-            self.terminal.observe_transactions(_strings(tx_ids), _strings(terminals),
+        if valid:
+            txs = [r[0] for r in valid]  # type: ignore[index]  # a tuple
+            times = [r[1] for r in valid]  # type: ignore[index]
+            self.last[key] = max(last, max(times))
+            self.terminal.observe_transactions(_strings(list(map(_TX_ID, txs))),
+                                               _strings(list(map(_TERMINAL_ID, txs))),
                                                np.array(times, dtype=np.int64))
-            self.observed += len(tx_ids)
+            self.observed += len(txs)
+        else:
+            self.last[key] = last
 
     def _read_labels(self, key: tuple[str, int], msgs: list[Message]) -> None:
         """Decode one ``training`` partition's labels for the terminal state."""
-        label_ids: list[str] = []
-        frauds: list[bool] = []
-        last = self.last[key]
-        for m in msgs:
-            if m.error() is not None:
-                continue
-            lb = decode_label(m.value())
-            if lb is None:
-                continue
-            label_ids.append(str(lb.transaction_id))
-            frauds.append(lb.is_fraud)
-            ts = round(lb.labeled_at.timestamp() * 1000)
-            if ts > last:
-                last = ts
-        self.last[key] = last
+        values = [m.value() for m in msgs if m.error() is None]
+        try:
+            labels = list(map(_label_decode, values))  # None raises TypeError, as bad JSON does
+        except (msgspec.MsgspecError, ValueError, TypeError):
+            labels = [lb for lb in map(decode_label, values) if lb is not None]
         self._settle(key, msgs)
-        if label_ids:
-            self.terminal.observe_labels(label_ids, np.asarray(frauds, dtype=bool))
-            self.labels += len(label_ids)
+        if labels:
+            # The latest instant (datetimes compare as instants), rounded as each would be.
+            last = round(max(map(_LABELED_AT, labels)).timestamp() * 1000)
+            self.last[key] = max(self.last[key], last)
+            self.terminal.observe_labels(_strings(list(map(_TX_ID, labels))),
+                                         np.fromiter(map(_IS_FRAUD, labels), bool, len(labels)))
+            self.labels += len(labels)
 
     def _settle(self, key: tuple[str, int], msgs: list[Message]) -> None:
         """Position and end-of-partition state after a partition's messages: at its end only if

@@ -9,6 +9,7 @@ replay during state restore skips exactly what was dead-lettered the first time.
 from __future__ import annotations
 
 import math
+import operator
 import re
 import typing
 from dataclasses import dataclass
@@ -18,6 +19,7 @@ from typing import Any
 import msgspec
 import msgspec.inspect
 import msgspec.structs
+import numpy as np
 
 from fraudstream.contracts.batch import EPOCH_2000_MS
 from fraudstream.contracts.messages import Transaction
@@ -145,6 +147,108 @@ def validate_timed(
     if key is None or key.decode("utf-8", "replace") != str(tx.customer_id):
         return Invalid("key_mismatch", "message key must be the customer_id")
     return tx, when_ms
+
+
+#: Below this many messages, :func:`validate_batch` checks them one at a time.
+BATCH_MIN = 16
+_DECODE_ERRORS = (msgspec.MsgspecError, ValueError, TypeError, OverflowError, RecursionError)
+_lax_decode: Any = _lax_decoder.decode  # (bytes | None) -> lax; None raises TypeError
+_to_transaction: Any = lambda lax: Transaction(*_astuple(lax))  # noqa: E731  (for map)
+_TX_ID = operator.attrgetter("transaction_id")
+_CUSTOMER_ID = operator.attrgetter("customer_id")
+_TERMINAL_ID = operator.attrgetter("terminal_id")
+_CURRENCY_OF = operator.attrgetter("currency")
+_AMOUNT = operator.attrgetter("tx_amount")
+_DATETIME = operator.attrgetter("tx_datetime")
+_LAT = operator.attrgetter("lat")
+_LON = operator.attrgetter("lon")
+
+
+def validate_batch(
+    values: list[bytes | None], keys: list[bytes | None], now_ms: int
+) -> list[tuple[Transaction, int] | Invalid]:
+    """:func:`validate_timed` of each message, a whole list at a time.
+
+    Why: this runs for every transaction on the thread that decides them; checked as columns
+    (each check a C-level pass over the list, the common case answered for all at once) it
+    costs ~1.2 us a message against ~2.2 one at a time. Only messages that pass every check
+    are accepted here (the ``validate_timed`` fast path: decimal-digit ids, no coordinates);
+    any other goes through :func:`validate_timed` itself, so results and rejection reasons are
+    the same.
+    """
+    out: list[Any] = [None] * len(values)
+    if len(values) >= BATCH_MIN:
+        try:
+            lax = list(map(_lax_decode, values))
+            idx = range(len(values))
+        except _DECODE_ERRORS:  # some do not decode: they are left to validate_timed
+            decoded = [(i, x) for i, x in enumerate(map(_decode_or_none, values)) if x is not None]
+            idx, lax = [i for i, _ in decoded], [x for _, x in decoded]  # type: ignore[assignment]
+        if lax:
+            sub = idx if isinstance(idx, range) else None
+            times = _accepted(lax, keys if sub else [keys[i] for i in idx],
+                              values if sub else [values[i] for i in idx], now_ms)
+            for j, ms in enumerate(times):
+                if ms is not None:
+                    out[idx[j]] = (_to_transaction(lax[j]), ms)
+    for i, res in enumerate(out):
+        if res is None:
+            out[i] = validate_timed(values[i], keys[i], now_ms)
+    return out
+
+
+def _decode_or_none(value: bytes | None) -> Any:
+    try:
+        return _lax_decode(value)  # type: ignore[arg-type]  # None raises TypeError
+    except _DECODE_ERRORS:
+        return None
+
+
+def _digit_ids(col: list[Any]) -> bool:
+    """Whether every id is a string of 1..MAX_ID_CHARS decimal digits (a valid id)."""
+    try:
+        joined = "".join(col)
+    except TypeError:  # an integer
+        return False
+    return joined.isdigit() and min(map(len, col)) > 0 and max(map(len, col)) <= MAX_ID_CHARS
+
+
+def _digit_id(x: Any) -> bool:
+    return type(x) is str and 0 < len(x) <= MAX_ID_CHARS and x.isdigit()
+
+
+def _accepted(lax: list[Any], keys: list[bytes | None], values: list[Any], now_ms: int) -> list[int | None]:
+    """The event time (epoch ms) of each decoded transaction that passes every check of
+    :func:`validate_timed` (decimal-digit ids, no coordinates), None for any other. Each check
+    looks at the whole column first, and element by element only when that fails."""
+    n = len(lax)
+    bad = np.zeros(n, dtype=bool)
+    if max(map(len, values)) > MAX_MESSAGE_BYTES:
+        bad |= np.fromiter(map(len, values), np.int64, n) > MAX_MESSAGE_BYTES
+    currency = list(map(_CURRENCY_OF, lax))
+    if currency.count("EUR") != n:
+        bad |= np.fromiter((c != "EUR" and _CURRENCY.search(c) is None for c in currency), bool, n)
+    customers: list[Any] = []
+    for get in (_TX_ID, _TERMINAL_ID, _CUSTOMER_ID):
+        customers = list(map(get, lax))  # the last one: the customers
+        if not _digit_ids(customers):
+            bad |= ~np.fromiter(map(_digit_id, customers), bool, n)
+    amount = np.fromiter(map(_AMOUNT, lax), np.float64, n)
+    with np.errstate(invalid="ignore", over="ignore"):
+        bad |= ~(np.isfinite(amount) & (amount <= MAX_AMOUNT) & (np.round(amount * 100) > 0))
+    stamps = np.fromiter(map(datetime.timestamp, map(_DATETIME, lax)), np.float64, n)
+    when_ms = np.round(stamps * 1000).astype(np.int64)  # = round(timestamp() * 1000): ties to even
+    bad |= (when_ms < EPOCH_2000_MS) | (when_ms > now_ms + MAX_FUTURE_MS)
+    if list(map(_LAT, lax)).count(None) != n or list(map(_LON, lax)).count(None) != n:
+        bad |= np.fromiter((t.lat is not None or t.lon is not None for t in lax), bool, n)
+    # Non-digit customers are rejected above: "" here keeps encoding from raising.
+    encoded = [c.encode() if _digit_id(c) else b"" for c in customers] if bad.any() else [
+        c.encode() for c in customers]
+    if encoded != keys:
+        bad |= ~np.fromiter(map(operator.eq, keys, encoded), bool, n)
+    if not bad.any():
+        return when_ms.tolist()  # type: ignore[no-any-return]
+    return [None if b else ms for ms, b in zip(when_ms.tolist(), bad.tolist(), strict=True)]
 
 
 def _decode_strict(value: bytes) -> Transaction | Invalid:
