@@ -92,7 +92,7 @@ def decode_label(value: bytes | None) -> Label | None:
 
 def _strings(ids: list[str | int]) -> list[str]:
     """Ids as strings (an integer in a message is read as its decimal); no copy when they are."""
-    if all(type(i) is str for i in ids):
+    if set(map(type, ids)) <= {str}:
         return cast(list[str], ids)
     return [str(i) for i in ids]
 
