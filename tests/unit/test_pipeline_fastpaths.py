@@ -272,6 +272,20 @@ def _flat(batches: dict[int, PartitionBatch]) -> list:
     ]
 
 
+def test_partition_batch_of_entries_is_adding_them_one_by_one() -> None:
+    msgs = _messages()
+    results = v.validate_batch([m.value() for m in msgs], [m.key() for m in msgs], NOW)
+    entries = [(m.offset(), m, r) for m, r in zip(msgs, results, strict=True)]
+    valid_only = [e for e in entries if isinstance(e[2], tuple)]
+    for chosen in (entries, valid_only, valid_only[:1], []):
+        one_by_one = PartitionBatch(0)
+        for e in chosen:
+            one_by_one.add(*e)  # type: ignore[arg-type]
+        at_once = PartitionBatch.of(0, chosen)  # type: ignore[arg-type]
+        assert _flat({0: at_once}) == _flat({0: one_by_one})
+        assert at_once.messages == one_by_one.messages
+
+
 # ---- output encoding --------------------------------------------------------------------------
 def _old_encode(pb: PartitionBatch, dec: Decisions, now_iso: str) -> list[tuple[bytes, bytes]]:
     names = list(dec.features)

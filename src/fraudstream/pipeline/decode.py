@@ -35,6 +35,24 @@ class PartitionBatch:
     def columns(self) -> TxBatch:
         return TxBatch.from_transactions(self.valid, self.times)
 
+    @classmethod
+    def of(cls, partition: int, entries: list[tuple[int, Message, tuple[Transaction, int] | Invalid]]
+           ) -> PartitionBatch:
+        """A batch of ``(offset, message, validated as)`` entries in offset order (as
+        :meth:`add` of each, a column at a time when none is a dead letter)."""
+        pb = cls(partition)
+        results = [e[2] for e in entries]
+        if any(type(r) is not tuple for r in results):
+            for e in entries:
+                pb.add(*e)
+            return pb
+        pb.valid = [r[0] for r in results]  # type: ignore[index]  # all tuples
+        pb.times = [r[1] for r in results]  # type: ignore[index]
+        pb.offsets = [e[0] for e in entries]
+        pb.messages = [e[1] for e in entries]
+        pb.last_offset = pb.offsets[-1] if entries else -1
+        return pb
+
     def add(self, offset: int, message: Message, res: tuple[Transaction, int] | Invalid) -> None:
         """The next message, validated as ``res``: a valid transaction or a dead letter."""
         self.last_offset = offset

@@ -44,6 +44,7 @@ import numpy as np
 import structlog
 from confluent_kafka import OFFSET_BEGINNING, OFFSET_END, Consumer, KafkaError, Message, TopicPartition
 
+from fraudstream.contracts.batch import id_strings
 from fraudstream.contracts.messages import Label, Transaction
 from fraudstream.features.terminal import TerminalState
 from fraudstream.pipeline.consume import consume_ready
@@ -88,13 +89,6 @@ def decode_label(value: bytes | None) -> Label | None:
         return _label_decoder.decode(value)
     except (msgspec.MsgspecError, UnicodeDecodeError, ValueError, TypeError):
         return None
-
-
-def _strings(ids: list[str | int]) -> list[str]:
-    """Ids as strings (an integer in a message is read as its decimal); no copy when they are."""
-    if set(map(type, ids)) <= {str}:
-        return cast(list[str], ids)
-    return [str(i) for i in ids]
 
 
 class GlobalReader:
@@ -269,8 +263,8 @@ class GlobalReader:
             txs = [r[0] for r in valid]  # type: ignore[index]  # a tuple
             times = [r[1] for r in valid]  # type: ignore[index]
             self.last[key] = max(last, max(times))
-            self.terminal.observe_transactions(_strings(list(map(_TX_ID, txs))),
-                                               _strings(list(map(_TERMINAL_ID, txs))),
+            self.terminal.observe_transactions(id_strings(list(map(_TX_ID, txs))),
+                                               id_strings(list(map(_TERMINAL_ID, txs))),
                                                np.array(times, dtype=np.int64))
             self.observed += len(txs)
         else:
@@ -288,7 +282,7 @@ class GlobalReader:
             # The latest instant (datetimes compare as instants), rounded as each would be.
             last = round(max(map(_LABELED_AT, labels)).timestamp() * 1000)
             self.last[key] = max(self.last[key], last)
-            self.terminal.observe_labels(_strings(list(map(_TX_ID, labels))),
+            self.terminal.observe_labels(id_strings(list(map(_TX_ID, labels))),
                                          np.fromiter(map(_IS_FRAUD, labels), bool, len(labels)))
             self.labels += len(labels)
 
@@ -384,10 +378,8 @@ class GlobalReader:
             n = share[p]
             if not n:
                 continue
-            queue = self._shared[p]
-            pb = out[p] = PartitionBatch(p)
-            for _ in range(n):
-                pb.add(*queue.popleft())
+            popleft = self._shared[p].popleft
+            pb = out[p] = PartitionBatch.of(p, [popleft() for _ in range(n)])
             self._share_from[p] = pb.last_offset + 1
         return out
 

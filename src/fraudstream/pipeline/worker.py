@@ -57,6 +57,7 @@ from confluent_kafka import (
     TopicPartition,
 )
 
+from fraudstream.contracts.batch import id_strings
 from fraudstream.features.customer import CustomerState
 from fraudstream.features.definitions import FEATURE_NAMES
 from fraudstream.features.terminal import TerminalState
@@ -425,7 +426,7 @@ class Worker:
         """Move duplicate transaction ids (already seen by this partition) to the dead letters."""
         if not pb.valid:
             return
-        dup = state.seen([str(t.transaction_id) for t in pb.valid])
+        dup = state.seen(id_strings([t.transaction_id for t in pb.valid]))
         if dup.any():
             keep = ~dup
             for i in np.flatnonzero(dup):
