@@ -15,10 +15,11 @@ import numpy as np
 
 from fraudstream.contracts.messages import Transaction
 
-_TX_ID = operator.attrgetter("transaction_id")
-_CUSTOMER_ID = operator.attrgetter("customer_id")
-_TERMINAL_ID = operator.attrgetter("terminal_id")
-_AMOUNT = operator.attrgetter("tx_amount")
+#: Column getters for ``map`` over decoded transactions (or labels, for ``TX_ID``).
+TX_ID = operator.attrgetter("transaction_id")
+CUSTOMER_ID = operator.attrgetter("customer_id")
+TERMINAL_ID = operator.attrgetter("terminal_id")
+AMOUNT = operator.attrgetter("tx_amount")
 
 
 def id_strings(ids: list[str | int]) -> list[str]:
@@ -51,7 +52,7 @@ class TxBatch:
         """Columns of decoded transactions; ``time_ms``, when given, holds their event times
         (``round(tx_datetime.timestamp() * 1000)``, e.g. as computed during validation)."""
         n = len(txs)
-        amounts = np.fromiter(map(_AMOUNT, txs), dtype=np.float64, count=n)
+        amounts = np.fromiter(map(AMOUNT, txs), dtype=np.float64, count=n)
         if time_ms is None:
             times = np.fromiter(
                 (round(t.tx_datetime.timestamp() * 1000) for t in txs), dtype=np.int64, count=n
@@ -61,9 +62,9 @@ class TxBatch:
             if times.shape != (n,):
                 raise ValueError("time_ms must hold one time per transaction")
         return cls(
-            transaction_id=id_strings(list(map(_TX_ID, txs))),
-            customer_id=id_strings(list(map(_CUSTOMER_ID, txs))),
-            terminal_id=id_strings(list(map(_TERMINAL_ID, txs))),
+            transaction_id=id_strings(list(map(TX_ID, txs))),
+            customer_id=id_strings(list(map(CUSTOMER_ID, txs))),
+            terminal_id=id_strings(list(map(TERMINAL_ID, txs))),
             time_ms=times,
             tx_amount=amounts,
             amount_cents=np.rint(amounts * 100).astype(np.int64),

@@ -44,7 +44,7 @@ import numpy as np
 import structlog
 from confluent_kafka import OFFSET_BEGINNING, OFFSET_END, Consumer, KafkaError, Message, TopicPartition
 
-from fraudstream.contracts.batch import id_strings
+from fraudstream.contracts.batch import TERMINAL_ID, TX_ID, id_strings
 from fraudstream.contracts.messages import Label, Transaction
 from fraudstream.features.terminal import TerminalState
 from fraudstream.pipeline.consume import consume_ready
@@ -74,8 +74,6 @@ _label_decoder = msgspec.json.Decoder(Label)
 _label_decode: Any = _label_decoder.decode  # for map(): None raises TypeError
 #: A message read from one of the worker's partitions: offset, message, validated as.
 _Entry = tuple[int, Message, tuple[Transaction, int] | Invalid]
-_TX_ID = operator.attrgetter("transaction_id")
-_TERMINAL_ID = operator.attrgetter("terminal_id")
 _LABELED_AT = operator.attrgetter("labeled_at")
 _IS_FRAUD = operator.attrgetter("is_fraud")
 
@@ -262,13 +260,12 @@ class GlobalReader:
         if valid:
             txs = [r[0] for r in valid]  # type: ignore[index]  # a tuple
             times = [r[1] for r in valid]  # type: ignore[index]
-            self.last[key] = max(last, max(times))
-            self.terminal.observe_transactions(id_strings(list(map(_TX_ID, txs))),
-                                               id_strings(list(map(_TERMINAL_ID, txs))),
+            last = max(last, max(times))
+            self.terminal.observe_transactions(id_strings(list(map(TX_ID, txs))),
+                                               id_strings(list(map(TERMINAL_ID, txs))),
                                                np.array(times, dtype=np.int64))
             self.observed += len(txs)
-        else:
-            self.last[key] = last
+        self.last[key] = last
 
     def _read_labels(self, key: tuple[str, int], msgs: list[Message]) -> None:
         """Decode one ``training`` partition's labels for the terminal state."""
@@ -282,7 +279,7 @@ class GlobalReader:
             # The latest instant (datetimes compare as instants), rounded as each would be.
             last = round(max(map(_LABELED_AT, labels)).timestamp() * 1000)
             self.last[key] = max(self.last[key], last)
-            self.terminal.observe_labels(id_strings(list(map(_TX_ID, labels))),
+            self.terminal.observe_labels(id_strings(list(map(TX_ID, labels))),
                                          np.fromiter(map(_IS_FRAUD, labels), bool, len(labels)))
             self.labels += len(labels)
 

@@ -21,7 +21,7 @@ import msgspec.inspect
 import msgspec.structs
 import numpy as np
 
-from fraudstream.contracts.batch import EPOCH_2000_MS
+from fraudstream.contracts.batch import AMOUNT, CUSTOMER_ID, EPOCH_2000_MS, TERMINAL_ID, TX_ID
 from fraudstream.contracts.messages import Transaction
 
 MAX_MESSAGE_BYTES = 16 * 1024
@@ -154,11 +154,7 @@ BATCH_MIN = 16
 _DECODE_ERRORS = (msgspec.MsgspecError, ValueError, TypeError, OverflowError, RecursionError)
 _lax_decode: Any = _lax_decoder.decode  # (bytes | None) -> lax; None raises TypeError
 _to_transaction: Any = lambda lax: Transaction(*_astuple(lax))  # noqa: E731  (for map)
-_TX_ID = operator.attrgetter("transaction_id")
-_CUSTOMER_ID = operator.attrgetter("customer_id")
-_TERMINAL_ID = operator.attrgetter("terminal_id")
 _CURRENCY_OF = operator.attrgetter("currency")
-_AMOUNT = operator.attrgetter("tx_amount")
 _DATETIME = operator.attrgetter("tx_datetime")
 _LAT = operator.attrgetter("lat")
 _LON = operator.attrgetter("lon")
@@ -171,10 +167,10 @@ def validate_batch(
 
     Why: this runs for every transaction on the thread that decides them; checked as columns
     (each check a C-level pass over the list, the common case answered for all at once) it
-    costs ~1.2 us a message against ~2.2 one at a time. Only messages that pass every check
-    are accepted here (the ``validate_timed`` fast path: decimal-digit ids, no coordinates);
-    any other goes through :func:`validate_timed` itself, so results and rejection reasons are
-    the same.
+    costs ~1.7 us a message against ~2.3 one at a time (10,000 valid messages). Only
+    messages that pass every check are accepted here (the ``validate_timed`` fast path:
+    decimal-digit ids, no coordinates); any other goes through :func:`validate_timed` itself,
+    so results and rejection reasons are the same.
     """
     out: list[Any] = [None] * len(values)
     if len(values) >= BATCH_MIN:
@@ -185,9 +181,9 @@ def validate_batch(
             decoded = [(i, x) for i, x in enumerate(map(_decode_or_none, values)) if x is not None]
             idx, lax = [i for i, _ in decoded], [x for _, x in decoded]  # type: ignore[assignment]
         if lax:
-            sub = idx if isinstance(idx, range) else None
-            times = _accepted(lax, keys if sub else [keys[i] for i in idx],
-                              values if sub else [values[i] for i in idx], now_ms)
+            whole = isinstance(idx, range)  # every message decoded: no subset to gather
+            times = _accepted(lax, keys if whole else [keys[i] for i in idx],
+                              values if whole else [values[i] for i in idx], now_ms)
             for j, ms in enumerate(times):
                 if ms is not None:
                     out[idx[j]] = (_to_transaction(lax[j]), ms)
@@ -229,11 +225,11 @@ def _accepted(lax: list[Any], keys: list[bytes | None], values: list[Any], now_m
     if currency.count("EUR") != n:
         bad |= np.fromiter((c != "EUR" and _CURRENCY.search(c) is None for c in currency), bool, n)
     customers: list[Any] = []
-    for get in (_TX_ID, _TERMINAL_ID, _CUSTOMER_ID):
+    for get in (TX_ID, TERMINAL_ID, CUSTOMER_ID):
         customers = list(map(get, lax))  # the last one: the customers
         if not _digit_ids(customers):
             bad |= ~np.fromiter(map(_digit_id, customers), bool, n)
-    amount = np.fromiter(map(_AMOUNT, lax), np.float64, n)
+    amount = np.fromiter(map(AMOUNT, lax), np.float64, n)
     with np.errstate(invalid="ignore", over="ignore"):
         bad |= ~(np.isfinite(amount) & (amount <= MAX_AMOUNT) & (np.round(amount * 100) > 0))
     stamps = np.fromiter(map(datetime.timestamp, map(_DATETIME, lax)), np.float64, n)
