@@ -24,6 +24,7 @@ from typing import cast
 
 from confluent_kafka import Consumer, Producer, TopicPartition
 
+from fraudstream.bench.progress import FLOOR_GROUP
 from fraudstream.pipeline.consume import consume_ready
 from fraudstream.pipeline.txn import produce, producer_config
 from fraudstream.settings import load_settings
@@ -52,7 +53,7 @@ def main(argv: list[str] | None = None) -> None:
     stop = {"flag": False}
     signal.signal(signal.SIGTERM, lambda *_: stop.update(flag=True))
     consumer = Consumer({
-        **kafka, "group.id": "fraudstream-floor", "enable.auto.commit": False,
+        **kafka, "group.id": FLOOR_GROUP, "enable.auto.commit": False,
         "isolation.level": "read_committed", "auto.offset.reset": "earliest",
         "fetch.max.bytes": 16 * 1024 * 1024, "log_level": 3,
     })

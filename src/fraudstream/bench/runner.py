@@ -15,10 +15,11 @@ from pathlib import Path
 import msgspec
 import numpy as np
 import pandas as pd
-from confluent_kafka import Consumer, TopicPartition
+from confluent_kafka import Consumer, KafkaException, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from fraudstream.bench.procmon import Component, Monitor
+from fraudstream.bench.progress import DETECTOR_GROUP, FLOOR_GROUP, Progress
 from fraudstream.bench.sandbox import Sandbox
 from fraudstream.infra.processes import read_pid
 from fraudstream.pipeline.consume import consume_ready
@@ -27,6 +28,8 @@ from fraudstream.settings import Settings
 TX_PER_CUSTOMER_DAY = 1.9  # the handbook simulator's average
 #: Event time from a transaction to its label when event time is the data's (the handbook's delay).
 LABEL_DELAY_EVENT_S = 7 * 86_400.0
+#: How often the throughput phase asks for the committed offsets.
+PROBE_EVERY_S = 0.2
 
 
 @dataclass
@@ -241,9 +244,14 @@ def run_throughput(
     keep_sandbox: bool = False,
     start: Starter = detector,
     label: str = "throughput",
+    group: str = DETECTOR_GROUP,
 ) -> tuple[dict, Sandbox | None]:
-    """Preload ``n`` transactions, then ``workers`` detectors (or what ``start`` starts);
-    decisions/s after a warm-up."""
+    """Preload ``n`` transactions, then ``workers`` detectors (or what ``start`` starts, whose
+    consumer group is ``group``); transactions/s after a warm-up.
+
+    The timed window follows the group's committed ``input`` offsets (see
+    :mod:`~fraudstream.bench.progress`: they move in the same Kafka transactions as the
+    decisions); then ``output`` and the dead-letter topic are read back and counted."""
     sb = Sandbox.create(base, log_dir)
     phase = f"{label} W={workers}"
     try:
@@ -254,37 +262,20 @@ def run_throughput(
         _wait(proc, cfg.max_phase_s)
         comps.producer = []
         pre = _read_json(summary)
-        consumer = _output_consumer(sb.settings, with_dlq=True)
-        dlq = sb.settings.topic_dlq
+        probe = Progress(sb.settings, group, sb.settings.topic_input)
+        total = sum(probe.ends().values())  # the preloaded messages, good and bad
         mon.phase = phase
         started = time.monotonic()
         procs = [start(sb, i) for i in range(workers)]
         comps.detectors = [p.pid for p in procs]
-        timeline: list[tuple[float, int]] = []
-        count = dead = 0
-        deadline = started + cfg.max_phase_s
-        last_new = started
-        # until every preloaded transaction is decided or dead-lettered (e.g. an amount that
-        # rounds to 0.00), the deadline, a stall of 20 s after the first decision, or no detector
-        while (
-            count + dead < n
-            and time.monotonic() < deadline
-            and not (count and time.monotonic() - last_new > 20)
-            and any(p.poll() is None for p in procs)
-        ):
-            got, gone = _count(consumer, dlq)
-            count, dead = count + got, dead + gone
-            if got or gone:
-                last_new = time.monotonic()
-            timeline.append((time.monotonic() - started, count))
-        # anything beyond n would be a duplicate: read what is there for one more second
-        end = time.monotonic() + 1.0
-        while time.monotonic() < end:
-            got, gone = _count(consumer, dlq)
-            count, dead = count + got, dead + gone
-        consumer.close()
+        try:
+            timeline = _follow(probe, total, procs, started, started + cfg.max_phase_s)
+        finally:
+            probe.close()
         sb.stop(procs)
         comps.detectors = []
+        # Then every decision is read back (outside the timed window): each transaction once.
+        count, dead = _read_back(sb.settings, n)
         result = {
             "workers": workers,
             "preloaded": n,
@@ -293,7 +284,7 @@ def run_throughput(
             "dead_letters": dead,
             "exactly_once_count_ok": count + dead == n,
             "postgres_rows": sb.count_rows(),
-            **_rate(timeline, n - dead, cfg.warmup_fraction),
+            **_rate(timeline, total, cfg.warmup_fraction),
             "timeline": _thin(timeline),
             "resources": mon.summary(phase),
         }
@@ -304,6 +295,49 @@ def run_throughput(
             sb.stop()
             if not cfg.keep:
                 sb.destroy(base)
+
+
+def _follow(
+    probe: Progress, total: int, procs: list[subprocess.Popen], started: float, deadline: float
+) -> list[tuple[float, int]]:
+    """(seconds since ``started``, input messages committed) every ``PROBE_EVERY_S``, until all
+    ``total`` are, the deadline, a stall of 20 s after the first, or no process left."""
+    timeline: list[tuple[float, int]] = []
+    done, last_new = 0, started
+    while done < total and time.monotonic() < deadline and any(p.poll() is None for p in procs):
+        time.sleep(PROBE_EVERY_S)
+        try:
+            now_done = sum(probe.committed().values())
+        except KafkaException:  # the coordinator moving: ask again at the next tick
+            continue
+        now = time.monotonic()
+        if now_done > done:
+            done, last_new = now_done, now
+        elif done and now - last_new > 20:
+            break
+        timeline.append((now - started, done))
+    return timeline
+
+
+def _read_back(settings: Settings, n: int, stall_s: float = 20.0) -> tuple[int, int]:
+    """(decisions, dead letters) visible to a ``read_committed`` reader, read until there are
+    ``n`` plus one more second (anything beyond ``n`` would be a duplicate) or nothing comes
+    for ``stall_s``."""
+    consumer = _output_consumer(settings, with_dlq=True)
+    try:
+        count = dead = 0
+        last_new = time.monotonic()
+        until = math.inf
+        while time.monotonic() < until and time.monotonic() - last_new < stall_s:
+            got, gone = _count(consumer, settings.topic_dlq)
+            count, dead = count + got, dead + gone
+            if got or gone:
+                last_new = time.monotonic()
+            if count + dead >= n and until == math.inf:
+                until = time.monotonic() + 1.0
+        return count, dead
+    finally:
+        consumer.close()
 
 
 def _rate(timeline: list[tuple[float, int]], n: int, warmup_fraction: float) -> dict:
@@ -616,7 +650,7 @@ def run_all(base: Settings, cfg: BenchConfig, out: Path, progress=print) -> dict
         if cfg.floor:
             progress(f"Kafka alone (exactly-once pass-through, no detector): preload {cfg.preload:,}")
             floor, _ = run_throughput(base, cfg, frame_path, cfg.preload, 1, comps, mon, log_dir,
-                                      start=kafka_alone, label="Kafka alone")
+                                      start=kafka_alone, label="Kafka alone", group=FLOOR_GROUP)
             results["floor"] = {"throughput": floor, "latency": []}
             progress(f"  {floor['throughput_tx_s']:,.0f} tx/s")
         if cfg.live_seconds > 0:

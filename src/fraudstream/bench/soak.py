@@ -28,14 +28,14 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from confluent_kafka import Consumer, KafkaException, TopicPartition
+from confluent_kafka import KafkaException
 
 from fraudstream.bench.procmon import _descendants, _memory
+from fraudstream.bench.progress import DETECTOR_GROUP, Progress
 from fraudstream.bench.runner import LABEL_DELAY_EVENT_S, Components, _loadgen, _read_json, make_frame
 from fraudstream.bench.sandbox import Sandbox
 from fraudstream.settings import Settings
 
-DETECTOR_GROUP = "fraudstream-detector"
 MAX_PROBE_ERRORS = 6  # consecutive failed lag probes (a minute at 10-s samples) end the soak
 
 
@@ -67,17 +67,6 @@ class SoakResult:
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=2)
-
-
-def _lag(probe: Consumer, topic: str, partitions: list[int]) -> int:
-    """Messages of ``input`` not yet committed by the detector's group."""
-    tps = [TopicPartition(topic, p) for p in partitions]
-    committed = {tp.partition: tp.offset for tp in probe.committed(tps, timeout=10)}
-    lag = 0
-    for p in partitions:
-        _, high = probe.get_watermark_offsets(TopicPartition(topic, p), timeout=10)
-        lag += max(0, high - max(committed[p], 0))
-    return lag
 
 
 def judge(samples: list[dict[str, float]], cfg: SoakConfig) -> dict[str, Any]:
@@ -112,12 +101,9 @@ def run_soak(base: Settings, cfg: SoakConfig, out: Path, progress: Callable[[str
     sb = Sandbox.create(base, out / "logs", tag="soak")
     comps = Components(base)
     result = SoakResult(config=asdict(cfg))
-    probe = Consumer({**sb.settings.kafka_client_config(), "group.id": DETECTOR_GROUP,
-                      "enable.auto.commit": False, "log_level": 3})
+    probe = Progress(sb.settings, DETECTOR_GROUP, sb.settings.topic_input)
     try:
         detector = sb.start_detector(0)
-        topic = sb.settings.topic_input
-        parts = sorted(probe.list_topics(topic, timeout=30).topics[topic].partitions)
         proc, summary = _loadgen(sb, comps, "soak", frame_path, "live", rate=cfg.rate,
                                  count=int(cfg.rate * cfg.seconds), label_delay_s=cfg.label_delay_s,
                                  speedup=cfg.speedup)
@@ -129,9 +115,9 @@ def run_soak(base: Settings, cfg: SoakConfig, out: Path, progress: Callable[[str
             now = time.monotonic()
             if now >= next_sample:
                 # The worker and its publisher process (see pipeline.publisher).
-                rss = sum(_memory(pid)[0] for pid in _descendants([detector.pid]))
+                rss = sum(_memory(pid, pss=False)[0] for pid in _descendants([detector.pid]))
                 try:
-                    lag = _lag(probe, topic, parts)
+                    lag = probe.lag()
                     probe_errors = 0
                 except KafkaException as exc:
                     # The group coordinator moves when the controller rebalances leaders (every
