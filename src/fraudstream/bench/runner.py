@@ -275,6 +275,7 @@ def run_throughput(
         sb.stop(procs)
         comps.detectors = []
         # Then every decision is read back (outside the timed window): each transaction once.
+        mon.phase = f"read back W={workers}"
         count, dead = _read_back(sb.settings, n)
         result = {
             "workers": workers,
