@@ -131,7 +131,7 @@ class Components:
                 Component("detectors", lambda: list(self.detectors), tree=True),  # with their publishers
                 Component("producer", lambda: list(self.producer)),
                 Component("naive baseline", lambda: list(self.naive)),
-                Component("bench (measuring consumer)", lambda: [os.getpid()]),
+                Component("bench (its readers, probe and monitor)", lambda: [os.getpid()]),
             ]
         )
 
