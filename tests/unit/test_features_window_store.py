@@ -257,6 +257,20 @@ def test_interner_is_exact_when_hashes_collide(monkeypatch: pytest.MonkeyPatch) 
     assert interner.lookup(["never", "a"], add=False).tolist() == [-1, first[ids.index("a")]]
 
 
+def test_interner_longer_id_is_not_cut_to_a_stored_one(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Ids are converted at the stored names' width when they fit; one that does not must not
+    be cut to that width and taken for the name it starts with, even when the hashes agree."""
+    monkeypatch.setattr("fraudstream.features.interner.hash_ids",
+                        lambda ids, n=-1: np.zeros(len(ids), dtype=np.int64))  # all collide
+    interner = Interner()
+    first = interner.lookup(["abc", "xy"])
+    got = interner.lookup(["abcd", "abc", "ab", "xy"])
+    assert got[1] == first[0] and got[3] == first[1]
+    assert len({*got.tolist(), *first.tolist()}) == 4  # "abcd" and "ab" are new ids
+    assert interner.names(got.tolist()) == ["abcd", "abc", "ab", "xy"]
+    assert interner.lookup(["abcde"], add=False).tolist() == [-1]
+
+
 # ------------------------------------------------------------------------------- fenced search
 
 

@@ -135,7 +135,11 @@ class Interner:
         if n == 0:
             return np.zeros(0, dtype=np.int64)
         h = hash_ids(ids, n)
-        text = np.asarray(ids, dtype=str)
+        # At the stored names' width the conversion is about twice as fast as ``dtype=str``
+        # (which first measures every id); numpy would cut a longer id to that width, so a
+        # batch with one is converted at its own.
+        width = self._names.dtype.itemsize // 4
+        text = np.asarray(ids, dtype=self._names.dtype if max(map(len, ids)) <= width else str)
         idx = self._probe(h)
         found = np.flatnonzero(idx >= 0)
         if found.size:

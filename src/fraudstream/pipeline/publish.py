@@ -88,7 +88,10 @@ def encode_outputs(out: PartitionOutput) -> list[tuple[bytes, bytes]]:
     decisions = [names_of[c] for c in np.frombuffer(out.decision, dtype=np.int8).tolist()]
     reasons, local = out.reasons, out.local_times
     model_version, rules_version, now_iso = out.model_version, out.rules_version, out.processed_at
-    encode = _encoder.encode
+    # Into one reused buffer, then copied out: the encoder's own output grows from a small
+    # buffer by reallocations for each ~1.5 kB message (0.3-0.6 us of ~2.5 a message here).
+    buf = bytearray(4096)
+    encode_into = _encoder.encode_into
     result = []
     for i, tx in enumerate(out.transactions):
         when_iso = local[i]
@@ -102,5 +105,6 @@ def encode_outputs(out: PartitionOutput) -> list[tuple[bytes, bytes]]:
             tx.currency, scores[i], decisions[i], reasons[i], features[i], model_version,
             rules_version, now_iso, tx.channel, tx.merchant_category, tx.country, tx.lat, tx.lon,
         )
-        result.append((customer.encode(), encode(msg)))
+        encode_into(msg, buf)
+        result.append((customer.encode(), bytes(buf)))
     return result
