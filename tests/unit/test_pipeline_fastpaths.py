@@ -90,6 +90,22 @@ def test_lax_type_is_transaction_without_the_pattern() -> None:
     assert v._CURRENCY.pattern == "^[A-Z]{3}$"
 
 
+@pytest.mark.parametrize("field", ["transaction_id", "customer_id", "terminal_id"])
+@pytest.mark.parametrize("value", ["", "9" * v.MAX_ID_CHARS, "9" * (v.MAX_ID_CHARS + 1), 12])
+def test_lax_ids_are_bounded_as_the_check_requires(field: str, value: object) -> None:
+    raw = json.dumps({**GOOD, field: value}).encode()
+    key = str(value if field == "customer_id" else GOOD["customer_id"]).encode()
+    assert same(v.validate_timed(raw, key, NOW), strict(raw, key, NOW))
+    ok = isinstance(value, int) or 0 < len(str(value)) <= v.MAX_ID_CHARS
+    try:
+        v._lax_decode(raw)
+        decoded = True
+    except msgspec.ValidationError:
+        decoded = False
+    assert decoded == ok
+    assert v.validate_batch([raw] * 20, [key] * 20, NOW) == [v.validate_timed(raw, key, NOW)] * 20
+
+
 json_values = st.recursive(
     st.none() | st.booleans() | st.floats() | st.integers() | st.text(),
     lambda children: (
