@@ -93,9 +93,9 @@ def test_lax_type_is_transaction_without_the_pattern() -> None:
 @pytest.mark.parametrize("field", ["transaction_id", "customer_id", "terminal_id"])
 @pytest.mark.parametrize("value", ["", "9" * v.MAX_ID_CHARS, "9" * (v.MAX_ID_CHARS + 1), 12])
 def test_lax_ids_are_bounded_as_the_check_requires(field: str, value: object) -> None:
-    raw = json.dumps({**GOOD, field: value}).encode()
-    key = str(value if field == "customer_id" else GOOD["customer_id"]).encode()
-    assert same(v.validate_timed(raw, key, NOW), strict(raw, key, NOW))
+    raw, key = _valid(3, **{field: value})
+    expected = strict(raw, key, NOW)
+    assert same(v.validate_timed(raw, key, NOW), expected)
     ok = isinstance(value, int) or 0 < len(str(value)) <= v.MAX_ID_CHARS
     try:
         v._lax_decode(raw)
@@ -103,7 +103,26 @@ def test_lax_ids_are_bounded_as_the_check_requires(field: str, value: object) ->
     except msgspec.ValidationError:
         decoded = False
     assert decoded == ok
-    assert v.validate_batch([raw] * 20, [key] * 20, NOW) == [v.validate_timed(raw, key, NOW)] * 20
+    pairs = [_valid(i) for i in range(20)]
+    values, keys = [p[0] for p in pairs] + [raw], [p[1] for p in pairs] + [key]
+    got = v.validate_batch(values, keys, NOW)
+    assert all(type(g) is tuple for g in got[:-1]) and same(got[-1], expected)
+
+
+@pytest.mark.parametrize(("field", "text"), [
+    ("lat", "90"), ("lat", "-90.0"), ("lat", "90.0000001"), ("lat", "-1e999"), ("lat", "null"),
+    ("lon", "180"), ("lon", "-180.5"), ("lon", "1e999"), ("lon", "0.5"), ("lat", "true"),
+])
+def test_lax_coordinates_are_bounded_as_the_check_requires(field: str, text: str) -> None:
+    """Messages that take the batch's fast path (decimal-digit ids) but for the coordinate."""
+    pairs = [_valid(i) for i in range(20)]
+    values = [raw[:-1] + f',"{field}":{text}}}'.encode() for raw, _ in pairs]
+    keys = [key for _, key in pairs]
+    got = v.validate_batch(values, keys, NOW)
+    for g, raw, key in zip(got, values, keys, strict=True):
+        expected = strict(raw, key, NOW)
+        assert same(v.validate_timed(raw, key, NOW), expected)
+        assert same(g, expected), (g, expected)
 
 
 json_values = st.recursive(
