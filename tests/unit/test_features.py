@@ -336,6 +336,23 @@ def test_terminal_windows_labels_and_duplicates() -> None:
     assert at("T", t0 + HOUR)["TERMINAL_ID_NB_TX_10MIN_WINDOW"] == 0
 
 
+def test_labels_waiting_for_their_transaction_are_bounded_oldest_dropped_first(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr("fraudstream.features.terminal.MAX_PENDING_LABELS", 5)
+    state = TerminalState()
+    t0 = EPOCH_2000_MS + 18 * 365 * DAY
+    state.observe_labels([f"p{i}" for i in range(4)], [True] * 4)
+    state.observe_labels([f"p{i}" for i in range(4, 8)], [True] * 4)  # p0..p2 dropped
+    state.observe_labels(["p8"], [True])  # p3 dropped
+    assert len(state._pending) == 5
+    # The transactions arrive: only the five newest labels were kept to be applied.
+    state.observe(_batch([(f"p{i}", "c", "T", t0 + i, 1) for i in range(9)]))
+    risk = state.compute(["T"], [t0 + 7 * DAY + HOUR])["TERMINAL_ID_RISK_30DAY_WINDOW"]
+    assert float(risk[0]) == 5 / 9
+    assert not state._pending
+
+
 def test_terminal_state_reports_when_a_late_query_is_no_longer_exact() -> None:
     """A worker that ran ahead on one partition must notice that a partition handed to it
     further back needs events already expired (it then rebuilds the state from the log)."""
