@@ -184,8 +184,9 @@ def print_tables(results: dict, console: Console) -> None:
             f"{r['throughput_tx_s']:,.0f}",
             f"{r['decisions']:,}",
             f"{r['postgres_rows']:,}",
-            f"over {r.get('measured_s')} s after warm-up; "
-            f"preload {r['preloaded']:,} at {r['preload_rate_tx_s']:,} tx/s; first decision "
+            (f"over the whole {r.get('measured_s')} s (one commit after the warm-up); "
+             if r.get("whole_phase") else f"over {r.get('measured_s')} s after warm-up; ")
+            + f"preload {r['preloaded']:,} at {r['preload_rate_tx_s']:,} tx/s; first decision "
             f"{r.get('first_decision_s')} s; dead letters {r.get('dead_letters', 0)}; "
             f"exact count {'ok' if r['exactly_once_count_ok'] else 'NO'}",
         )
