@@ -43,10 +43,6 @@ class Progress:
         parts = sorted(self._consumer.list_topics(topic, timeout=30).topics[topic].partitions)
         self._tps = [TopicPartition(topic, p) for p in parts]
 
-    @property
-    def partitions(self) -> list[int]:
-        return [tp.partition for tp in self._tps]
-
     def committed(self, timeout_s: float = 10.0) -> dict[int, int]:
         """Partition -> committed offset (0 when the group has committed nothing there)."""
         got = self._consumer.committed(self._tps, timeout=timeout_s)

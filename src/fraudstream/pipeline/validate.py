@@ -141,7 +141,7 @@ def validate_timed(
         and 0 < len(a) <= MAX_ID_CHARS and 0 < len(b) <= MAX_ID_CHARS and 0 < len(c) <= MAX_ID_CHARS
     )  # decimal digits only: a valid id (see _id_problem)
     if not digits and not _plain_ids(tx):
-        for field in ("transaction_id", "customer_id", "terminal_id"):
+        for field in _ID_FIELDS:
             problem = _id_problem(getattr(tx, field), field)
             if problem:
                 return problem
@@ -224,7 +224,8 @@ def _digit_ids(col: list[Any]) -> bool:
 
 
 def _digit_id(x: Any) -> bool:
-    return type(x) is str and 0 < len(x) <= MAX_ID_CHARS and x.isdigit()
+    """:func:`_digit_ids` of one lax-decoded id (its length is already bounded)."""
+    return type(x) is str and x.isdigit()
 
 
 def _accepted(lax: list[Any], keys: list[bytes | None], values: list[Any], now_ms: int) -> list[int | None]:
