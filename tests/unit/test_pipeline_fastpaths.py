@@ -459,7 +459,7 @@ def test_global_reader_keeps_for_the_worker_only_what_it_will_take() -> None:
     reader.poll(0.0)
     valid = [m for m in msgs if not isinstance(v.validate_timed(m.value(), m.key(), NOW), v.Invalid)]
     assert reader.observed == len(valid)  # every valid one fed the terminal state
-    kept = [off for off, _, _ in reader._shared[0]]  # the rejected ones too: for the DLQ
+    kept = [off for chunk in reader._shared[0] for off in chunk.offsets]  # the rejected too: for the DLQ
     assert kept == [m.offset() for m in msgs if m.partition() == 0 and m.offset() >= 120]
     assert reader.position[("input", 0)] == max(m.offset() for m in msgs if m.partition() == 0) + 1
 
@@ -595,3 +595,71 @@ def test_a_partition_read_past_where_the_worker_resumes_is_read_again() -> None:
     reader.unshare(0)
     reader.share(0, 20)  # ahead of what was read: nothing to read again
     assert len(assigned) == 2 and reader.shared_from() == {0: 20}
+
+
+def _same_columns(a: TxBatch, b: TxBatch) -> bool:
+    return (
+        a.transaction_id == b.transaction_id and a.customer_id == b.customer_id
+        and a.terminal_id == b.terminal_id and a.records == b.records
+        and a.time_ms.dtype == b.time_ms.dtype == np.int64 and a.time_ms.tolist() == b.time_ms.tolist()
+        and a.tx_amount.tolist() == b.tx_amount.tolist()
+        and a.amount_cents.dtype == b.amount_cents.dtype == np.int64
+        and a.amount_cents.tolist() == b.amount_cents.tolist()
+    )
+
+
+def test_validate_columns_are_the_columns_of_the_accepted_transactions() -> None:
+    pairs = [_valid(i) for i in range(40)]
+    values, keys = [p[0] for p in pairs], [p[1] for p in pairs]
+    results, accepted = v.validate_columns(values, keys, NOW)  # type: ignore[arg-type]
+    assert results == v.validate_batch(values, keys, NOW)  # type: ignore[arg-type]
+    assert accepted is not None and _same_columns(
+        accepted, TxBatch.from_transactions([r[0] for r in results], [r[1] for r in results]))  # type: ignore[index]
+    keys[7] = b"other"  # one rejected: no columns
+    results, accepted = v.validate_columns(values, keys, NOW)  # type: ignore[arg-type]
+    assert accepted is None and isinstance(results[7], v.Invalid)
+
+
+class _Chunked(_Client):
+    """A client that hands out at most ``size`` messages a call."""
+
+    def __init__(self, msgs: list[_Fetched], size: int) -> None:
+        super().__init__(msgs)
+        self.size = size
+
+    def consume(self, n: int, timeout: float) -> list[_Fetched]:
+        return super().consume(min(n, self.size), timeout)
+
+
+def test_taken_batches_carry_the_columns_validation_built() -> None:
+    """Batches cut across the chunks the reader read (split, joined) carry the columns of
+    their transactions, or none when a chunk had none (validated one at a time)."""
+    msgs = [_Msg(p, o, *_valid(100 * p + o)) for p in range(2) for o in range(60)]
+    reader = _taking_reader([], owned=[0, 1])
+    # Chunks of 17, 17, 17 and 9 (fewer than BATCH_MIN: validated one at a time, no columns).
+    reader.clients = {("input", p): _Chunked([_Fetched(m, "input") for m in msgs if m.partition() == p], 17)
+                      for p in range(2)}
+    seen = []
+    for size in (20, 50, 24, 40, 100):
+        for pb in reader.take(size, wait_s=0.0).values():
+            rebuilt = TxBatch.from_transactions(pb.valid, pb.times)
+            assert pb.accepted is None or _same_columns(pb.accepted, rebuilt)
+            assert _same_columns(pb.columns(), rebuilt)
+            seen.append((pb.offsets[0], pb.last_offset, pb.accepted is not None))
+    assert sorted(o for s in seen for o in range(s[0], s[1] + 1)) == sorted([o for o in range(60)] * 2)
+    assert any(a and first < 17 <= last for first, last, a in seen)  # joined across two chunks
+    assert any(a and first % 17 for first, _, a in seen)  # from a chunk split before
+    assert any(not a for _, last, a in seen if last >= 51)  # the short chunk: no columns
+
+
+def test_dedupe_drops_duplicates_from_the_columns_too() -> None:
+    from fraudstream.features.customer import CustomerState
+
+    msgs = [_Msg(0, o, *_valid(o % 25)) for o in range(30)]  # 25..29 repeat 0..4
+    results, accepted = v.validate_columns([m.value() for m in msgs], [m.key() for m in msgs], NOW)
+    assert accepted is not None
+    pb = PartitionBatch.of_columns(0, [m.offset() for m in msgs], list(msgs), results, accepted)  # type: ignore[arg-type]
+    Worker._dedupe(pb, CustomerState())
+    assert [d.message.offset() for d in pb.dead] == list(range(25, 30))
+    assert _same_columns(pb.columns(), TxBatch.from_transactions(pb.valid, pb.times))
+    assert len(pb.columns()) == 25

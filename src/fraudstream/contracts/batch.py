@@ -9,6 +9,7 @@ from __future__ import annotations
 import operator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from itertools import chain
 from typing import cast
 
 import numpy as np
@@ -82,4 +83,31 @@ class TxBatch:
             tx_amount=self.tx_amount[idx],
             amount_cents=self.amount_cents[idx],
             records=[self.records[i] for i in ids] if self.records else [],
+        )
+
+    def window(self, start: int, stop: int) -> TxBatch:
+        """The rows ``start:stop`` (a slice of each column)."""
+        return TxBatch(
+            transaction_id=self.transaction_id[start:stop],
+            customer_id=self.customer_id[start:stop],
+            terminal_id=self.terminal_id[start:stop],
+            time_ms=self.time_ms[start:stop],
+            tx_amount=self.tx_amount[start:stop],
+            amount_cents=self.amount_cents[start:stop],
+            records=self.records[start:stop],
+        )
+
+    @classmethod
+    def concat(cls, batches: list[TxBatch]) -> TxBatch:
+        """The rows of ``batches``, one after the other."""
+        if len(batches) == 1:
+            return batches[0]
+        return cls(
+            transaction_id=list(chain.from_iterable(b.transaction_id for b in batches)),
+            customer_id=list(chain.from_iterable(b.customer_id for b in batches)),
+            terminal_id=list(chain.from_iterable(b.terminal_id for b in batches)),
+            time_ms=np.concatenate([b.time_ms for b in batches]),
+            tx_amount=np.concatenate([b.tx_amount for b in batches]),
+            amount_cents=np.concatenate([b.amount_cents for b in batches]),
+            records=list(chain.from_iterable(b.records for b in batches)),
         )

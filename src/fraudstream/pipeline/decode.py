@@ -31,8 +31,12 @@ class PartitionBatch:
     times: list[int] = field(default_factory=list)  # event time (epoch ms) of each valid one
     # The valid ones' messages, until duplicates are sorted out (their dead letters carry them).
     messages: list[Message] = field(default_factory=list)
+    # The valid ones as columns, when validation built them (see ``validate_columns``).
+    accepted: TxBatch | None = None
 
     def columns(self) -> TxBatch:
+        if self.accepted is not None:
+            return self.accepted
         return TxBatch.from_transactions(self.valid, self.times)
 
     @classmethod
@@ -40,22 +44,33 @@ class PartitionBatch:
            ) -> PartitionBatch:
         """A batch of ``(offset, message, validated as)`` entries in offset order (as
         :meth:`add` of each, a column at a time when none is a dead letter)."""
+        return cls.of_columns(partition, [e[0] for e in entries], [e[1] for e in entries],
+                              [e[2] for e in entries])
+
+    @classmethod
+    def of_columns(
+        cls, partition: int, offsets: list[int], messages: list[Message],
+        results: list[tuple[Transaction, int] | Invalid], accepted: TxBatch | None = None,
+    ) -> PartitionBatch:
+        """:meth:`of` the entries given as columns; ``accepted``: the transactions as columns
+        when every one is valid (as validation built them)."""
         pb = cls(partition)
-        results = [e[2] for e in entries]
         if any(type(r) is not tuple for r in results):
-            for e in entries:
+            for e in zip(offsets, messages, results, strict=True):
                 pb.add(*e)
             return pb
         pb.valid = [r[0] for r in results]  # type: ignore[index]  # all tuples
         pb.times = [r[1] for r in results]  # type: ignore[index]
-        pb.offsets = [e[0] for e in entries]
-        pb.messages = [e[1] for e in entries]
-        pb.last_offset = pb.offsets[-1] if entries else -1
+        pb.offsets = offsets
+        pb.messages = messages
+        pb.last_offset = offsets[-1] if offsets else -1
+        pb.accepted = accepted
         return pb
 
     def add(self, offset: int, message: Message, res: tuple[Transaction, int] | Invalid) -> None:
         """The next message, validated as ``res``: a valid transaction or a dead letter."""
         self.last_offset = offset
+        self.accepted = None  # built without this one
         if isinstance(res, Invalid):
             self.dead.append(DeadLetter(message, res.reason, res.detail))
         else:

@@ -35,8 +35,11 @@ from __future__ import annotations
 import operator
 import time
 import uuid
+from bisect import bisect_left
 from collections import deque
 from collections.abc import Callable
+from dataclasses import dataclass
+from itertools import chain
 from typing import Any, cast
 
 import msgspec
@@ -44,12 +47,12 @@ import numpy as np
 import structlog
 from confluent_kafka import OFFSET_BEGINNING, OFFSET_END, Consumer, KafkaError, Message, TopicPartition
 
-from fraudstream.contracts.batch import TERMINAL_ID, TX_ID, id_strings
+from fraudstream.contracts.batch import TERMINAL_ID, TX_ID, TxBatch, id_strings
 from fraudstream.contracts.messages import Label, Transaction
 from fraudstream.features.terminal import TerminalState
 from fraudstream.pipeline.consume import consume_ready
 from fraudstream.pipeline.decode import PartitionBatch
-from fraudstream.pipeline.validate import Invalid, validate_batch
+from fraudstream.pipeline.validate import Invalid, validate_columns
 from fraudstream.settings import Settings
 
 log = structlog.get_logger(__name__)
@@ -72,8 +75,33 @@ TAKE_POLL_S = 0.01
 READER_PREFETCH_MESSAGES = 15_000
 _label_decoder = msgspec.json.Decoder(Label)
 _label_decode: Any = _label_decoder.decode  # for map(): None raises TypeError
-#: A message read from one of the worker's partitions: offset, message, validated as.
-_Entry = tuple[int, Message, tuple[Transaction, int] | Invalid]
+#: A message read from one of the worker's partitions, validated as.
+_Result = tuple[Transaction, int] | Invalid
+
+
+@dataclass(slots=True)
+class _Chunk:
+    """Consecutive messages read of one of the worker's partitions: offsets, messages, what
+    validation made of them, and their columns when all were accepted (kept with them so that
+    the batch the worker takes need not build them again)."""
+
+    offsets: list[int]
+    messages: list[Message]
+    results: list[_Result]
+    accepted: TxBatch | None
+
+    def __len__(self) -> int:
+        return len(self.offsets)
+
+    def window(self, start: int, stop: int | None = None) -> _Chunk:
+        """The messages ``start:stop``."""
+        stop = len(self.offsets) if stop is None else stop
+        return _Chunk(self.offsets[start:stop], self.messages[start:stop], self.results[start:stop],
+                      self.accepted.window(start, stop) if self.accepted is not None else None)
+
+    def since(self, offset: int) -> _Chunk:
+        """The messages from ``offset`` on."""
+        return self if self.offsets[0] >= offset else self.window(bisect_left(self.offsets, offset))
 _LABELED_AT = operator.attrgetter("labeled_at")
 _IS_FRAUD = operator.attrgetter("is_fraud")
 
@@ -117,7 +145,7 @@ class GlobalReader:
         self.labels = 0
         # The worker's partitions: what was read of them and not taken yet, in offset order
         # (see ``share``), and the next offset the worker takes (its position).
-        self._shared: dict[int, deque[_Entry]] = {}
+        self._shared: dict[int, deque[_Chunk]] = {}
         self._share_from: dict[int, int] = {}
         self._start: dict[tuple[str, int], int] = {}  # where ``start`` put each client
 
@@ -244,28 +272,33 @@ class GlobalReader:
         partition. One loop per partition (not per message of all of them): this runs for
         every transaction."""
         good = [m for m in msgs if m.error() is None]  # others: end of partition (see _settle)
-        results = validate_batch([m.value() for m in good], [m.key() for m in good], self.now_ms())
+        results, accepted = validate_columns([m.value() for m in good], [m.key() for m in good],
+                                             self.now_ms())
         queue = self._shared.get(key[1])
         if queue is not None and good:
-            offsets = [cast(int, m.offset()) for m in good]
-            share_from = self._share_from.get(key[1], 0)
-            kept = zip(offsets, good, results, strict=True)
-            queue.extend(kept if offsets[0] >= share_from else (e for e in kept if e[0] >= share_from))
+            chunk = _Chunk([cast(int, m.offset()) for m in good], good, results, accepted)
+            chunk = chunk.since(self._share_from.get(key[1], 0))
+            if chunk.offsets:
+                queue.append(chunk)
+        self._settle(key, msgs)
+        if accepted is not None:  # all of them (the common case): as columns already
+            self._observe(key, accepted.transaction_id, accepted.terminal_id, accepted.time_ms)
+            return
         valid = [r for r in results if type(r) is tuple]
-        last = self.last[key]
         if len(valid) < len(results):  # a dead letter's time is the message's
             dead = (m for m, r in zip(good, results, strict=True) if type(r) is not tuple)
-            last = max([last, *(m.timestamp()[1] for m in dead)])
-        self._settle(key, msgs)
+            self.last[key] = max([self.last[key], *(m.timestamp()[1] for m in dead)])
         if valid:
             txs = [r[0] for r in valid]  # type: ignore[index]  # a tuple
-            times = [r[1] for r in valid]  # type: ignore[index]
-            last = max(last, max(times))
-            self.terminal.observe_transactions(id_strings(list(map(TX_ID, txs))),
-                                               id_strings(list(map(TERMINAL_ID, txs))),
-                                               np.array(times, dtype=np.int64))
-            self.observed += len(txs)
-        self.last[key] = last
+            self._observe(key, id_strings(list(map(TX_ID, txs))), id_strings(list(map(TERMINAL_ID, txs))),
+                          np.array([r[1] for r in valid], dtype=np.int64))  # type: ignore[index]
+
+    def _observe(self, key: tuple[str, int], tx_ids: list[str], terminal_ids: list[str],
+                 times: np.ndarray) -> None:
+        """Feed read transactions to the terminal state; the partition is past their times."""
+        self.last[key] = max(self.last[key], int(times.max()))
+        self.terminal.observe_transactions(tx_ids, terminal_ids, times)
+        self.observed += len(tx_ids)
 
     def _read_labels(self, key: tuple[str, int], msgs: list[Message]) -> None:
         """Decode one ``training`` partition's labels for the terminal state."""
@@ -349,10 +382,10 @@ class GlobalReader:
         quota = max(1, max_messages // len(parts))
         give_up = self.wall_s() + wait_s
         while True:
-            short = [(topic, p) for p in parts if len(self._shared[p]) < quota]
+            short = [(topic, p) for p in parts if self._kept(p) < quota]
             if short:
                 self.poll(0.0, short)
-            have = sum(len(self._shared[p]) for p in parts)
+            have = sum(map(self._kept, parts))
             now = self.wall_s()
             if have >= max_messages or not short or (now >= fill_until and (have or now >= give_up)):
                 return self._cut(parts, max_messages)
@@ -363,7 +396,7 @@ class GlobalReader:
     def _cut(self, parts: list[int], max_messages: int) -> dict[int, PartitionBatch]:
         """Up to ``max_messages`` kept messages, an equal share a partition (what a partition
         leaves of its share goes to the others, in order)."""
-        sizes = {p: len(self._shared[p]) for p in parts}
+        sizes = {p: self._kept(p) for p in parts}
         share = {p: min(n, max_messages // len(parts)) for p, n in sizes.items()}
         left = max_messages - sum(share.values())
         for p in parts:
@@ -375,10 +408,35 @@ class GlobalReader:
             n = share[p]
             if not n:
                 continue
-            popleft = self._shared[p].popleft
-            pb = out[p] = PartitionBatch.of(p, [popleft() for _ in range(n)])
+            pb = out[p] = self._first(p, n)
             self._share_from[p] = pb.last_offset + 1
         return out
+
+    def _kept(self, partition: int) -> int:
+        """Messages of the worker's partition read and not taken yet."""
+        return sum(map(len, self._shared[partition]))
+
+    def _first(self, partition: int, n: int) -> PartitionBatch:
+        """The first ``n`` kept messages of the worker's partition, as its batch."""
+        queue = self._shared[partition]
+        chunks = []
+        while n > 0:
+            chunk = queue.popleft()
+            if len(chunk) > n:
+                queue.appendleft(chunk.window(n))
+                chunk = chunk.window(0, n)
+            chunks.append(chunk)
+            n -= len(chunk)
+        if len(chunks) == 1:
+            c = chunks[0]
+            return PartitionBatch.of_columns(partition, c.offsets, c.messages, c.results, c.accepted)
+        accepted = [c.accepted for c in chunks]
+        return PartitionBatch.of_columns(
+            partition, list(chain.from_iterable(c.offsets for c in chunks)),
+            list(chain.from_iterable(c.messages for c in chunks)),
+            list(chain.from_iterable(c.results for c in chunks)),
+            TxBatch.concat(accepted) if None not in accepted else None,  # type: ignore[arg-type]
+        )
 
     def lag(self, partition: int) -> int | None:
         """Messages of the worker's partition not taken yet, as far as the latest fetch knows."""

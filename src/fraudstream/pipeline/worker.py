@@ -426,9 +426,12 @@ class Worker:
         """Move duplicate transaction ids (already seen by this partition) to the dead letters."""
         if not pb.valid:
             return
-        dup = state.seen(id_strings([t.transaction_id for t in pb.valid]))
+        ids = pb.accepted.transaction_id if pb.accepted is not None else id_strings(
+            [t.transaction_id for t in pb.valid])
+        dup = state.seen(ids)
         if dup.any():
             keep = ~dup
+            pb.accepted = None  # columns of the ones kept are built again
             for i in np.flatnonzero(dup):
                 pb.dead.append(
                     DeadLetter(pb.messages[i], "duplicate_transaction_id",
