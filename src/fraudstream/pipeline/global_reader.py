@@ -75,6 +75,8 @@ TAKE_POLL_S = 0.01
 READER_PREFETCH_MESSAGES = 15_000
 _label_decoder = msgspec.json.Decoder(Label)
 _label_decode: Any = _label_decoder.decode  # for map(): None raises TypeError
+_LABELED_AT = operator.attrgetter("labeled_at")
+_IS_FRAUD = operator.attrgetter("is_fraud")
 #: A message read from one of the worker's partitions, validated as.
 _Result = tuple[Transaction, int] | Invalid
 
@@ -102,8 +104,6 @@ class _Chunk:
     def since(self, offset: int) -> _Chunk:
         """The messages from ``offset`` on."""
         return self if self.offsets[0] >= offset else self.window(bisect_left(self.offsets, offset))
-_LABELED_AT = operator.attrgetter("labeled_at")
-_IS_FRAUD = operator.attrgetter("is_fraud")
 
 
 def decode_label(value: bytes | None) -> Label | None:
