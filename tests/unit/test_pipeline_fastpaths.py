@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 
 from fraudstream.contracts.batch import TxBatch
 from fraudstream.contracts.messages import Decision, Transaction
-from fraudstream.features.definitions import FEATURE_NAMES
+from fraudstream.features.definitions import FEATURE_NAMES, INTEGER_FEATURES
 from fraudstream.pipeline import validate as v
 from fraudstream.pipeline.core import Decisions
 from fraudstream.pipeline.decode import PartitionBatch, split
@@ -331,9 +331,16 @@ def test_partition_batch_of_entries_is_adding_them_one_by_one() -> None:
 
 
 # ---- output encoding --------------------------------------------------------------------------
+def _plain(name: str, values: np.ndarray) -> list[float] | list[int]:
+    """Counts and flags as ints when every value is whole (written ``3``, not ``3.0``)."""
+    if name in INTEGER_FEATURES and all(float(x).is_integer() and abs(x) < 2**53 for x in values):
+        return [int(x) for x in values]
+    return values.tolist()
+
+
 def _old_encode(pb: PartitionBatch, dec: Decisions, now_iso: str) -> list[tuple[bytes, bytes]]:
     names = list(dec.features)
-    cols = [np.nan_to_num(dec.features[n], nan=0.0, posinf=0.0, neginf=0.0).tolist() for n in names]
+    cols = [_plain(n, np.nan_to_num(dec.features[n], nan=0.0, posinf=0.0, neginf=0.0)) for n in names]
     scores, decisions = dec.score.tolist(), dec.decision.tolist()
     out = []
     for i, (tx, feats) in enumerate(zip(pb.valid, zip(*cols, strict=True), strict=True)):
@@ -370,6 +377,8 @@ def _decided(n: int, seed: int, names: list[str] = FEATURE_NAMES) -> tuple[Parti
         col[rng.random(n) < 0.05] = np.inf if k % 2 else -np.inf
         whole = rng.random(n) < 0.2
         col[whole] = np.round(col[whole])
+        if name in INTEGER_FEATURES and k % 3:  # a count: whole (NaN are written as 0)
+            col = np.round(col)
         feats[name] = col
     pb = PartitionBatch(0, valid=txs, offsets=list(range(n)),
                         times=[round(t.tx_datetime.timestamp() * 1000) for t in txs])
@@ -393,6 +402,29 @@ def test_encode_is_byte_identical_to_the_plain_encoding(seed: int) -> None:
     pb, dec = _decided(300, seed)
     now_iso = datetime.now(UTC).isoformat()
     assert _shipped(pb, dec, now_iso) == _old_encode(pb, dec, now_iso)
+
+
+def test_counts_and_flags_are_written_as_integers_when_whole() -> None:
+    pb, dec = _decided(300, 0)
+    dec.features["CUSTOMER_ID_NB_TX_1DAY_WINDOW"][:] = np.arange(300) % 7
+    dec.features["TX_DURING_NIGHT"][:] = np.arange(300) % 2
+    dec.features["TERMINAL_ID_NB_TX_7DAY_WINDOW"][:] = 4.0
+    dec.features["TERMINAL_ID_NB_TX_7DAY_WINDOW"][5] = 2.5  # not whole: the column stays floats
+    dec.features["TX_AMOUNT"][:] = 12.0  # whole, but not a count
+    messages = _shipped(pb, dec, "x")
+    assert b'"CUSTOMER_ID_NB_TX_1DAY_WINDOW":3,' in messages[3][1]
+    assert b'"TX_DURING_NIGHT":1,' in messages[1][1] and b'"TX_DURING_NIGHT":0,' in messages[0][1]
+    assert b'"TERMINAL_ID_NB_TX_7DAY_WINDOW":4.0,' in messages[0][1]
+    assert b'"TX_AMOUNT":12.0,' in messages[0][1]
+    for i, (_, value) in enumerate(messages):  # the same numbers as the floats
+        features = json.loads(value)["features"]
+        assert features == {n: float(np.nan_to_num(dec.features[n][i], posinf=0.0, neginf=0.0))
+                            for n in FEATURE_NAMES}
+    whole = {n for n in INTEGER_FEATURES  # below 2**53 (where every float is whole)
+             if isinstance(_plain(n, np.nan_to_num(dec.features[n], posinf=0.0, neginf=0.0))[0], int)}
+    written = json.loads(messages[0][1])["features"]
+    assert {n for n, x in written.items() if isinstance(x, int)} == whole
+    assert len(whole) >= 3 and "TERMINAL_ID_NB_TX_7DAY_WINDOW" not in whole
 
 
 def test_encode_other_feature_sets_and_empty_batches() -> None:

@@ -29,6 +29,7 @@ from fraudstream.features.terminal import (
 __all__ = [
     "FEATURE_NAMES",
     "HANDBOOK_FEATURES",
+    "INTEGER_FEATURES",
     "REALTIME_FEATURES",
     "compute_features",
     "feature_matrix",
@@ -47,6 +48,14 @@ HANDBOOK_FEATURES: list[str] = [
 REALTIME_FEATURES: list[str] = [*CUSTOMER_REALTIME_FEATURES, *TERMINAL_REALTIME_FEATURES]
 #: Every feature, in the model's column order.
 FEATURE_NAMES: list[str] = [*HANDBOOK_FEATURES, *REALTIME_FEATURES]
+
+#: Features that are counts or 0/1 flags: whole numbers by definition (``output`` writes them
+#: as JSON integers).
+INTEGER_FEATURES: frozenset[str] = frozenset(
+    name for name in FEATURE_NAMES
+    if "_NB_TX_" in name
+    or name in ("TX_DURING_WEEKEND", "TX_DURING_NIGHT", "CUSTOMER_FIRST_TIME_AT_TERMINAL")
+)
 
 # 1970-01-01 was a Thursday (weekday 3, Monday = 0).
 _EPOCH_WEEKDAY = 3

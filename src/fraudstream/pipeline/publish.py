@@ -20,9 +20,11 @@ import msgspec
 import numpy as np
 
 from fraudstream.contracts.messages import Decision, Transaction
-from fraudstream.features.definitions import FEATURE_NAMES
+from fraudstream.features.definitions import FEATURE_NAMES, INTEGER_FEATURES
 
 _encoder = msgspec.json.Encoder()
+#: Whole floats below this are exactly their int.
+_EXACT_INT = 2.0**53
 #: ``Decision.features`` as a Struct: encodes as the same JSON object as the dict.
 _Features = msgspec.defstruct("DecisionFeatures", [(name, float) for name in FEATURE_NAMES], gc=False)
 
@@ -67,18 +69,34 @@ def split_rows(out: PartitionOutput, size: int) -> Iterator[PartitionOutput]:
         )
 
 
+def _columns(matrix: np.ndarray, names: list[str]) -> list[list[Any]]:
+    """The feature matrix's columns as lists of Python numbers, ints for the counts and flags
+    whose values are all whole: they then encode as ``3``, not ``3.0`` (the same JSON number,
+    written ~5x faster by msgspec, whose float formatting is slowest on whole values)."""
+    columns = matrix.T.tolist()
+    at = [j for j, name in enumerate(names) if name in INTEGER_FEATURES]
+    if at and len(matrix):
+        counts = matrix[:, at]
+        whole = (counts == np.trunc(counts)).all(axis=0) & (np.abs(counts).max(axis=0) < _EXACT_INT)
+        at = [j for j, ok in zip(at, whole.tolist(), strict=True) if ok]
+        for j, ints in zip(at, counts[:, whole].astype(np.int64).T.tolist(), strict=True):
+            columns[j] = ints
+    return columns
+
+
 def encode_outputs(out: PartitionOutput) -> list[tuple[bytes, bytes]]:
     """One ``output`` message (key, JSON value) per transaction of ``out``."""
     n = len(out.transactions)
     if n == 0:
         return []
     names = out.feature_names
-    rows = np.frombuffer(out.features, dtype=np.float64).reshape(n, len(names)).tolist()
+    columns = _columns(np.frombuffer(out.features, dtype=np.float64).reshape(n, len(names)), names)
     features: list[Any]
     if names == FEATURE_NAMES:
         # A Struct with the features as fields encodes exactly as the dict, only faster.
-        features = [_Features(*row) for row in rows]
+        features = list(map(_Features, *columns))
     else:
+        rows = zip(*columns, strict=True) if columns else [()] * n
         features = [dict(zip(names, row, strict=True)) for row in rows]
     # isoformat() of a whole-second UTC time, from the event times (vectorised).
     seconds = np.frombuffer(out.times, dtype=np.int64) // 1000
