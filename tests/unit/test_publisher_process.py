@@ -1,4 +1,5 @@
-"""The publisher process's lifecycle: it stops when asked, and never outlives its worker."""
+"""The publisher process's lifecycle: it stops when asked, never outlives its worker, and gives
+its memory back when idle."""
 
 from __future__ import annotations
 
@@ -6,8 +7,12 @@ import os
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 
+import pytest
+
+from fraudstream.pipeline import publisher
 from fraudstream.pipeline.publisher import ProcessPublisher
 from fraudstream.pipeline.txn import Topics
 
@@ -50,3 +55,25 @@ def test_the_process_dies_with_a_worker_killed_by_sigkill() -> None:
     while _alive(child) and time.monotonic() < deadline:
         time.sleep(0.05)
     assert not _alive(child)
+
+
+def test_memory_is_trimmed_once_idle_after_a_commit_not_per_commit(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(publisher, "TRIM_IDLE_S", 0.05)
+    trims: list[float] = []
+    inbox = publisher._Inbox(trim=lambda: trims.append(time.monotonic()))
+    for i in range(3):  # back-to-back commits: no trim between them
+        inbox.put(("commit", i))
+        assert inbox.get() == ("commit", i)
+        inbox.dirty = True
+    assert trims == []
+    inbox.put(None)
+    assert inbox.get() is None and trims == []  # a request waiting: taken at once
+    waiting = threading.Thread(target=inbox.get)
+    started = time.monotonic()
+    waiting.start()
+    time.sleep(0.3)
+    assert len(trims) == 1 and trims[0] - started >= 0.05  # once, after the idle time
+    assert not inbox.dirty and waiting.is_alive()  # then waits with no timeout
+    inbox.put(("close",))
+    waiting.join(1)
+    assert not waiting.is_alive() and len(trims) == 1
