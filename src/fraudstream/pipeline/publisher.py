@@ -441,7 +441,8 @@ class _Inbox:
     once it has waited :data:`TRIM_IDLE_S` for one since the last commit: when traffic stops,
     not after every commit. Trimming after each commit gave back the pages of the batch just
     produced, which the next batch's encoding faulted in again, zeroed (~0.8 page faults a
-    transaction, ~3 % of the pipeline's CPU in perf), for a peak RSS no lower."""
+    transaction; page faults and zeroing ~3 % of perf's samples of worker and publisher),
+    for a peak RSS no lower."""
 
     def __init__(self, trim: Callable[[], None] = _trim) -> None:
         self.queue: queue.Queue[tuple[Any, ...] | None] = queue.Queue()
