@@ -130,30 +130,42 @@ def _publisher_of(worker_pid: int) -> int | None:
     return None
 
 
+def _kill_publisher(worker_pid: int, killed: list[int]) -> None:
+    """SIGKILL the worker's publisher process once it has one it had not before."""
+    deadline = time.monotonic() + 60
+    while (child := _publisher_of(worker_pid)) is None or child in killed:
+        assert time.monotonic() < deadline, "the worker has no (new) publisher process"
+        time.sleep(0.05)
+    os.kill(child, signal.SIGKILL)
+    killed.append(child)
+
+
 def test_a_publisher_process_killed_mid_stream_is_replaced_and_nothing_is_lost_or_doubled(
     pipeline: Pipeline, handbook_60d
 ) -> None:
-    """The worker's Kafka transactions run in its publisher process: SIGKILL it mid-stream
-    (mid-commit, as likely as not) several times; the worker starts another, redoes the batch,
-    and exactly-once and the features hold."""
+    """The worker's Kafka transactions run in its publisher process: SIGKILL it as the worker
+    starts (before it answered, most likely), mid-stream (mid-commit, as likely as not) several
+    times, and once the stream is decided (nothing to commit); the worker starts another each
+    time, redoes the batch, and exactly-once and the features hold."""
     frame, ref = handbook_60d
     feed(pipeline.settings, frame)
     worker = pipeline.start_detector("--batch-size", "1000", name="w")
-    rng = random.Random(11)
     killed: list[int] = []
+    _kill_publisher(worker.pid, killed)
+    rng = random.Random(11)
     for _ in range(3):
         time.sleep(rng.uniform(3, 6))
-        deadline = time.monotonic() + 60
-        while (child := _publisher_of(worker.pid)) is None or child in killed:
-            assert time.monotonic() < deadline, "the worker has no (new) publisher process"
-            time.sleep(0.1)
-        os.kill(child, signal.SIGKILL)
-        killed.append(child)
+        _kill_publisher(worker.pid, killed)
         assert worker.poll() is None, "the worker died with its publisher"
     out = check_exactly_once(pipeline, expected_valid(frame))
     check_features(out, ref)
+    _kill_publisher(worker.pid, killed)  # an idle worker's
+    deadline = time.monotonic() + 60
+    while (child := _publisher_of(worker.pid)) is None or child in killed:
+        assert time.monotonic() < deadline, "the idle worker did not replace its publisher"
+        time.sleep(0.1)
     assert worker.poll() is None
-    assert pipeline.events(worker, lambda e: e.get("event") == "publisher.died")
+    assert pipeline.events(worker, lambda e: e.get("event") == "publisher.died" and e.get("idle"))
 
 
 def _produce_at(settings, producer, partition: int, tx_id: str, customer: str, terminal: str,

@@ -4,6 +4,7 @@ its memory back when idle."""
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 import textwrap
@@ -11,6 +12,7 @@ import threading
 import time
 
 import pytest
+from confluent_kafka import KafkaException
 
 from fraudstream.pipeline import publisher
 from fraudstream.pipeline.publisher import ProcessPublisher
@@ -77,3 +79,35 @@ def test_memory_is_trimmed_once_idle_after_a_commit_not_per_commit(monkeypatch: 
     inbox.put(("close",))
     waiting.join(1)
     assert not waiting.is_alive() and len(trims) == 1
+
+
+def test_a_process_killed_before_it_answered_start_is_replaced() -> None:
+    """Killed while importing (the worker starts it first thing): ``start`` runs another."""
+    pub = ProcessPublisher({"bootstrap.servers": "127.0.0.1:1"}, _TOPICS, lambda: False)
+    first = pub.pid
+    assert first is not None
+    os.kill(first, signal.SIGKILL)
+    try:
+        # The new process answers: without a transactional.id its producer refuses at once.
+        with pytest.raises(KafkaException, match="transactional.id"):
+            pub.start()
+        assert pub.pid not in (None, first) and _alive(pub.pid)
+    finally:
+        pub.close()
+
+
+def test_a_process_that_died_while_the_worker_was_idle_is_replaced_by_check() -> None:
+    pub = ProcessPublisher({"bootstrap.servers": "127.0.0.1:1"}, _TOPICS, lambda: False)
+    try:
+        first = pub.pid
+        pub.check()  # alive: nothing to do
+        assert pub.pid == first
+        assert first is not None
+        os.kill(first, signal.SIGKILL)
+        while _alive(first):
+            time.sleep(0.01)
+        with pytest.raises(KafkaException, match="transactional.id"):
+            pub.check()  # started another, which answered
+        assert pub.pid not in (None, first) and _alive(pub.pid)
+    finally:
+        pub.close()

@@ -65,6 +65,8 @@ GC_YOUNG_THRESHOLD = 1_000_000
 _POLL_S = 0.2
 #: Without a commit for this long, the publisher gives its freed memory back (see ``_Inbox``).
 TRIM_IDLE_S = 1.0
+#: Processes started in a row that died before they answered ``start``: then the worker stops.
+START_ATTEMPTS = 3
 
 
 class Publisher(Protocol):
@@ -75,6 +77,9 @@ class Publisher(Protocol):
     def retries(self) -> int: ...
 
     def start(self) -> None: ...
+
+    def check(self) -> None:
+        """Between batches: make sure the Kafka transactions can go on (see ProcessPublisher)."""
 
     def stage(self, batch: int, payloads: dict[int, bytes]) -> None:
         """A decided batch: partition -> ``publish.pack`` blob (called by the decider)."""
@@ -207,6 +212,9 @@ class InlinePublisher:
     def start(self) -> None:
         self.txn.init()
 
+    def check(self) -> None:
+        pass  # nothing runs apart from the worker
+
     def stage(self, batch: int, payloads: dict[int, bytes]) -> None:
         self.staging.stage(batch, payloads)
 
@@ -307,7 +315,33 @@ class ProcessPublisher:
         return self._proc.pid if self._proc is not None else None
 
     def start(self) -> None:
-        self._call(self._start_msg)
+        """Initialise its producer's transactions. A process killed before it answers (while
+        importing, or in ``init_transactions``) is replaced; one that keeps dying
+        (``START_ATTEMPTS`` in a row) is raised: the worker cannot publish."""
+        for attempt in range(1, START_ATTEMPTS + 1):
+            try:
+                self._call(self._start_msg)
+                return
+            except PublisherDied as exc:
+                if attempt == START_ATTEMPTS:
+                    raise
+                log.warning("publisher.died", error=str(exc), starting=True)
+                self._restart()
+
+    def check(self) -> None:
+        """Replace a process that died while the worker had nothing to commit (an idle worker
+        would otherwise only find out at its next batch, and run without a publisher
+        meanwhile). Only the worker's main thread calls this, between its calls."""
+        proc = self._proc
+        if proc is None or proc.poll() is None or self.should_stop():
+            return
+        log.warning("publisher.died", error=f"publisher process exited ({proc.returncode})", idle=True)
+        self._restart()
+        self.start()
+
+    def _restart(self) -> None:
+        self._stop_process()
+        self._spawn()
 
     def stage(self, batch: int, payloads: dict[int, bytes]) -> None:
         try:
@@ -325,8 +359,7 @@ class ProcessPublisher:
             # Whatever it left open is aborted by the next one's init_transactions.
             log.warning("publisher.died", error=str(exc))
             self.aborts += 1
-            self._stop_process()
-            self._spawn()
+            self._restart()
             self.start()
             return False
 

@@ -209,6 +209,7 @@ class Worker:
                 self._poll_group()
                 self.rules.poll()
                 self._poll_model()
+                self.publisher.check()
                 if self._step():
                     idle_since = time.monotonic()
                 elif max_idle_s is not None and time.monotonic() - idle_since > max_idle_s:
