@@ -81,6 +81,11 @@ class Settings(BaseSettings):
     # Encode and publish decisions in a process of the worker's own (the second core), not
     # on the thread that decides (see pipeline.publisher).
     publisher_process: bool = True
+    # How much lower the publisher process's CPU priority is than its worker's (a nice
+    # increment, 0-19; raising priority needs privileges, lowering it never does). On a box
+    # whose cores are all busy the worker's deciding thread is the bottleneck, and it waited
+    # in the run queue behind the publisher's encoding a third of the time: see README.
+    publisher_nice: int = Field(10, ge=0, le=19)
 
     # --- Logs ---------------------------------------------------------------------------
     log_level: str = "INFO"

@@ -111,3 +111,25 @@ def test_a_process_that_died_while_the_worker_was_idle_is_replaced_by_check() ->
         assert pub.pid not in (None, first) and _alive(pub.pid)
     finally:
         pub.close()
+
+
+def _nice(stat_path: str) -> int:
+    with open(stat_path) as f:
+        return int(f.read().rsplit(") ", 1)[1].split()[16])
+
+
+def test_the_process_and_its_threads_run_below_the_workers_priority() -> None:
+    """The worker's deciding thread must not wait in the run queue behind the encoding."""
+    pub = ProcessPublisher({"bootstrap.servers": "127.0.0.1:1"}, _TOPICS, lambda: False, nice=7)
+    try:
+        pid = pub.pid
+        assert pid is not None
+        expected = min(19, os.nice(0) + 7)
+        deadline = time.monotonic() + 30
+        # Up and serving: its main, pipe-reading and encoding threads.
+        while len(tasks := os.listdir(f"/proc/{pid}/task")) < 3:
+            assert time.monotonic() < deadline, "the publisher process did not start its threads"
+            time.sleep(0.02)
+        assert {t: _nice(f"/proc/{pid}/task/{t}/stat") for t in tasks} == dict.fromkeys(tasks, expected)
+    finally:
+        pub.close()

@@ -28,8 +28,10 @@ log = structlog.get_logger(__name__)
 _PACKAGE_PARENT = str(Path(fraudstream.__file__).resolve().parents[1])
 #: Settings of the detectors' own behaviour that the sandbox passes on (every other
 #: ``FRAUDSTREAM_*`` variable may point at the user's cluster, database or topics: dropped),
-#: so that a bench can measure them: e.g. ``FRAUDSTREAM_PUBLISHER_PROCESS=false``.
-PASSED_ON = frozenset({"FRAUDSTREAM_PUBLISHER_PROCESS", "FRAUDSTREAM_BATCH_SIZE", "FRAUDSTREAM_LOG_LEVEL"})
+#: so that a bench can measure them: e.g. ``FRAUDSTREAM_PUBLISHER_PROCESS=false`` or
+#: ``FRAUDSTREAM_PUBLISHER_NICE=0``.
+PASSED_ON = frozenset({"FRAUDSTREAM_PUBLISHER_PROCESS", "FRAUDSTREAM_PUBLISHER_NICE",
+                       "FRAUDSTREAM_BATCH_SIZE", "FRAUDSTREAM_LOG_LEVEL"})
 
 
 def inherited(environ: Mapping[str, str]) -> dict[str, str]:

@@ -177,7 +177,8 @@ class Worker:
         config = producer_config(s, self.instance_id)
         topics = Topics(input=s.topic_input, output=s.topic_output, dlq=s.topic_dlq)
         if s.publisher_process:
-            return ProcessPublisher(config, topics, lambda: self.stopping, s.log_level, s.log_json)
+            return ProcessPublisher(config, topics, lambda: self.stopping, s.log_level, s.log_json,
+                                    nice=s.publisher_nice)
         return InlinePublisher(config, topics, lambda: self.stopping)
 
     # ---- lifecycle -------------------------------------------------------------------
