@@ -27,7 +27,8 @@ its ``init_transactions`` aborts whatever the dead one left open). The process d
 worker (``PR_SET_PDEATHSIG``, and the pipe's end-of-file), ignores SIGINT and SIGTERM (a
 terminal's Ctrl+C reaches the whole process group: the worker decides when it stops), and
 takes SIGUSR1 from the worker as "stopping": retriable errors are then raised, not retried.
-It runs at a lower CPU priority than the worker (``FRAUDSTREAM_PUBLISHER_NICE``, see ``main``).
+It runs at a lower CPU priority than the worker (``FRAUDSTREAM_PUBLISHER_NICE``, see
+``_lower_priority``).
 """
 
 from __future__ import annotations
