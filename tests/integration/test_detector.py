@@ -149,12 +149,18 @@ def _publisher_of(worker_pid: int) -> int | None:
     return None
 
 
-def _kill_publisher(worker_pid: int, killed: list[int]) -> None:
-    """SIGKILL the worker's publisher process once it has one it had not before."""
-    deadline = time.monotonic() + 60
+def _new_publisher(worker_pid: int, killed: list[int], timeout_s: float = 60) -> int:
+    """The worker's publisher process, once it has one not in ``killed``."""
+    deadline = time.monotonic() + timeout_s
     while (child := _publisher_of(worker_pid)) is None or child in killed:
         assert time.monotonic() < deadline, "the worker has no (new) publisher process"
         time.sleep(0.05)
+    return child
+
+
+def _kill_publisher(worker_pid: int, killed: list[int]) -> None:
+    """SIGKILL the worker's publisher process once it has one it had not before."""
+    child = _new_publisher(worker_pid, killed)
     os.kill(child, signal.SIGKILL)
     killed.append(child)
 
@@ -178,11 +184,8 @@ def test_a_publisher_process_killed_mid_stream_is_replaced_and_nothing_is_lost_o
         assert worker.poll() is None, "the worker died with its publisher"
     out = check_exactly_once(pipeline, expected_valid(frame))
     check_features(out, ref)
-    _kill_publisher(worker.pid, killed)  # an idle worker's
-    deadline = time.monotonic() + 60
-    while (child := _publisher_of(worker.pid)) is None or child in killed:
-        assert time.monotonic() < deadline, "the idle worker did not replace its publisher"
-        time.sleep(0.1)
+    _kill_publisher(worker.pid, killed)  # an idle worker's: replaced without a batch to commit
+    _new_publisher(worker.pid, killed)
     assert worker.poll() is None
     assert pipeline.events(worker, lambda e: e.get("event") == "publisher.died" and e.get("idle") is True)
 
