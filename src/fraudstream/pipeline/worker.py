@@ -88,10 +88,13 @@ DEFAULT_BATCH_SIZE = 20_000
 #: transactions of the same moment (see ``GlobalReader``): live latency against exact 10-minute
 #: terminal counts when producers deliver partitions a little apart.
 DEFAULT_ARRIVAL_GRACE_S = 0.1
-#: Batches queued on the decider: while this thread delivers one, the decider takes and decides
-#: the next. 2 (another queued behind it, so that the decider never waits for a delivery) was
-#: no faster on the 1M bench (51,114 and 51,971 tx/s against 54,818) and holds a batch more.
-DECIDE_AHEAD = 1
+#: Batches queued on the decider: while this thread delivers one (and holds the next, see
+#: ``_step``), the decider takes and decides the ones after. With 1 the decider waited for a
+#: delivery ~10 % of its time (py-spy, session 23) and the machine idled 13-17 %; with 2 it
+#: idled 6-9 %. Quick 1M bench, alternating: 52,251 / 52,923 / 50,857 tx/s against 55,819 /
+#: 44,346 / 46,850 with 1; RSS max ~27 MB more (a decided batch more held). Session 17, before
+#: the publisher process and its lower priority, had found 2 no faster.
+DECIDE_AHEAD = 2
 #: How long an idle worker waits for a first message before looking at the group again.
 TAKE_WAIT_S = 0.2
 #: Tracked objects alive beyond those at the last collection before a young collection runs
