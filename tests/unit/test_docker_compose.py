@@ -71,6 +71,15 @@ def test_state_logs_are_kept_like_the_local_cluster() -> None:
     assert re.search(r"for t in input training; do.*retention\.ms=-1", script, re.S)
 
 
+def test_output_takes_the_detector_batches_like_the_local_cluster() -> None:
+    from fraudstream.infra.topics import topic_specs
+
+    script = services["topics"]["command"][0]
+    output = next(s for s in topic_specs(Settings(), 3) if s.name == "output")
+    limit = output.config["max.message.bytes"]
+    assert re.search(rf"--entity-name output --add-config max\.message\.bytes={limit}\b", script)
+
+
 def test_detectors_get_their_own_least_privilege_login() -> None:
     env = compose["x-app"]["environment"]
     detector = env["FRAUDSTREAM_DETECTOR_DATABASE_URL"]

@@ -181,3 +181,26 @@ def test_the_encoding_thread_keeps_two_batches_encoded_ahead_of_the_commits() ->
     assert staging.take(5, [0]) is not None
     with staging._cond:
         assert not staging._batches and not staging._queued
+
+
+def test_batches_are_2_mb_only_where_the_topic_accepts_them_uncompressed() -> None:
+    from fraudstream.pipeline.txn import BATCH_BYTES, DEFAULT_BATCH_BYTES, batch_bytes
+
+    assert batch_bytes(8 * 1024 * 1024) == BATCH_BYTES == 2_000_000
+    assert batch_bytes(None) == DEFAULT_BATCH_BYTES  # unknown: librdkafka's default
+    # The brokers' default limit (1 MiB + 12): a message's room below it, so never larger.
+    assert 900_000 < batch_bytes(1_048_588) < 1_048_588 - 16 * 1024
+    # Between the two: still no more than the default (only 2 MB was measured to help).
+    assert batch_bytes(1_500_000) == DEFAULT_BATCH_BYTES
+    assert batch_bytes(300_000) < 300_000 - 16 * 1024
+    for limit in (1_048_588, 1_500_000, 2_100_000, 300_000, 8 * 1024 * 1024):
+        assert batch_bytes(limit) + 20 * 1024 <= limit  # one more ~20 kB output message fits
+
+
+def test_the_producer_requests_hold_three_partitions_batches() -> None:
+    from fraudstream.pipeline.txn import producer_config
+    from fraudstream.settings import Settings
+
+    config = producer_config(Settings(), "t", 2_000_000)
+    assert config["batch.size"] == 2_000_000
+    assert config["message.max.bytes"] >= 3 * 2_000_000

@@ -23,10 +23,12 @@ import uuid
 from typing import cast
 
 from confluent_kafka import Consumer, Producer, TopicPartition
+from confluent_kafka.admin import AdminClient
 
 from fraudstream.bench.progress import FLOOR_GROUP
+from fraudstream.infra.topics import max_message_bytes
 from fraudstream.pipeline.consume import consume_ready
-from fraudstream.pipeline.txn import produce, producer_config
+from fraudstream.pipeline.txn import batch_bytes, produce, producer_config
 from fraudstream.settings import load_settings
 
 #: Stands for a decision's ``features`` (30 names and values, as the detector publishes them).
@@ -57,7 +59,8 @@ def main(argv: list[str] | None = None) -> None:
         "isolation.level": "read_committed", "auto.offset.reset": "earliest",
         "fetch.max.bytes": 16 * 1024 * 1024, "log_level": 3,
     })
-    producer = Producer(producer_config(settings, f"fraudstream-floor-{uuid.uuid4().hex[:8]}"))
+    batch = batch_bytes(max_message_bytes(AdminClient(kafka), settings.topic_output))  # as a worker's
+    producer = Producer(producer_config(settings, f"fraudstream-floor-{uuid.uuid4().hex[:8]}", batch))
     producer.init_transactions(60)
     consumer.subscribe([settings.topic_input])
     out, idle_since = settings.topic_output, time.monotonic()

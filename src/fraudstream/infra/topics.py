@@ -10,9 +10,13 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from confluent_kafka import KafkaException
-from confluent_kafka.admin import AdminClient, NewTopic
+from confluent_kafka.admin import AdminClient, ConfigResource, NewTopic, ResourceType
 
 from fraudstream.settings import Settings
+
+#: ``output``'s largest record batch (``max.message.bytes``; the broker's default is 1 MiB):
+#: room for the publisher's 2 MB batches even if they did not compress (``txn.batch_bytes``).
+OUTPUT_MAX_MESSAGE_BYTES = 8 * 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -35,7 +39,8 @@ def topic_specs(settings: Settings, brokers: int) -> list[TopicSpec]:
     p = settings.topic_partitions
     return [
         TopicSpec(settings.topic_input, p, rf, dict(keep)),
-        TopicSpec(settings.topic_output, p, rf, dict(isr)),
+        TopicSpec(settings.topic_output, p, rf,
+                  {**isr, "max.message.bytes": str(OUTPUT_MAX_MESSAGE_BYTES)}),
         TopicSpec(settings.topic_training, p, rf, dict(keep)),
         TopicSpec(settings.topic_dlq, p, rf, dict(isr)),
     ]
@@ -61,3 +66,14 @@ def ensure_topics(admin: AdminClient, specs: list[TopicSpec], timeout_s: float =
             if exc.args[0].name() != "TOPIC_ALREADY_EXISTS":
                 raise
     return created
+
+
+def max_message_bytes(admin: AdminClient, topic: str, timeout_s: float = 10) -> int | None:
+    """The topic's ``max.message.bytes`` (its own or the brokers' default), or None when it
+    cannot be read (no such topic, no permission to describe it, the cluster unreachable)."""
+    try:
+        res = ConfigResource(ResourceType.TOPIC, topic)
+        configs = admin.describe_configs([res], request_timeout=timeout_s)[res].result(timeout_s)
+        return int(configs["max.message.bytes"].value)
+    except (KafkaException, KeyError, ValueError, TypeError, TimeoutError):
+        return None

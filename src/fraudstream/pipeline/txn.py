@@ -37,11 +37,42 @@ SEND_OFFSETS_TIMEOUT_S = 30
 WEDGED_AFTER_S = 15
 
 
-def producer_config(settings: Settings, transactional_id: str) -> dict[str, Any]:
+#: Bytes of messages per partition batch (librdkafka's ``batch.size``, counted before
+#: compression) when ``output`` accepts batches that large. The publisher hands librdkafka a
+#: whole 20,000-decision batch at once, so batches fill to this limit: 2 MB instead of the
+#: default 1 MB halves the produce requests, and the followers' fetches that replicate them
+#: (brokers ~1.2 us of CPU less a transaction, 6 of 7 paired bench runs; README, session 24).
+BATCH_BYTES = 2_000_000
+#: librdkafka's own ``batch.size``, kept when ``output``'s limit is unknown or too small.
+DEFAULT_BATCH_BYTES = 1_000_000
+#: Room left under a topic's ``max.message.bytes``: a batch can pass ``batch.size`` by one
+#: message (an ``output`` message is < 20 kB: the input is <= 16 kB), and LZ4 grows
+#: incompressible data a little.
+_BATCH_ROOM = 64 * 1024
+
+
+def batch_bytes(max_message_bytes: int | None) -> int:
+    """``batch.size`` for an ``output`` topic whose record batches may be at most
+    ``max_message_bytes`` long (compressed). A batch the broker refuses as too large would
+    fail its transaction every time it is redone, so a batch must fit even when its data
+    does not compress: the fixed 2 MB only with a topic that allows it (fraudstream creates
+    ``output`` with ``infra.topics.OUTPUT_MAX_MESSAGE_BYTES``); otherwise the default."""
+    if max_message_bytes is None:
+        return DEFAULT_BATCH_BYTES
+    room = max_message_bytes - _BATCH_ROOM
+    return BATCH_BYTES if room >= BATCH_BYTES else max(_BATCH_ROOM, min(DEFAULT_BATCH_BYTES, room))
+
+
+def producer_config(settings: Settings, transactional_id: str, batch: int = DEFAULT_BATCH_BYTES
+                    ) -> dict[str, Any]:
     """The detector's transactional producer (also what the bench's Kafka-alone pass-through
-    and ``benchmarks/txn_steps.py`` measure, so that they time the same protocol)."""
+    and ``benchmarks/txn_steps.py`` measure, so that they time the same protocol). ``batch``:
+    see :func:`batch_bytes`."""
     return {
         **settings.kafka_client_config(),
+        "batch.size": batch,
+        # A produce request carries a batch per partition: leave it room for three.
+        "message.max.bytes": max(1_000_000, 3 * batch + _BATCH_ROOM),
         "transactional.id": transactional_id,
         "enable.idempotence": True,
         "acks": "all",

@@ -56,11 +56,13 @@ from confluent_kafka import (
     Message,
     TopicPartition,
 )
+from confluent_kafka.admin import AdminClient
 
 from fraudstream.contracts.batch import id_strings
 from fraudstream.features.customer import CustomerState
 from fraudstream.features.definitions import FEATURE_NAMES
 from fraudstream.features.terminal import TerminalState
+from fraudstream.infra.topics import max_message_bytes
 from fraudstream.learning.watcher import ModelWatcher
 from fraudstream.pipeline import metrics
 from fraudstream.pipeline.core import Decisions, Model, process
@@ -68,7 +70,7 @@ from fraudstream.pipeline.decode import DeadLetter, PartitionBatch, split
 from fraudstream.pipeline.global_reader import GlobalReader
 from fraudstream.pipeline.pack import pack
 from fraudstream.pipeline.publisher import InlinePublisher, ProcessPublisher, Publisher
-from fraudstream.pipeline.txn import DeadRecord, Topics, producer_config
+from fraudstream.pipeline.txn import DeadRecord, Topics, batch_bytes, producer_config
 from fraudstream.rules.watcher import RuleWatcher
 from fraudstream.scoring.combine import DECISION_NAMES, Thresholds
 from fraudstream.settings import Settings
@@ -154,6 +156,11 @@ class Worker:
         })
         self.instance_id = f"{group_id}-{uuid.uuid4().hex[:12]}"
         self.epochs: dict[int, int] = {}  # partition -> fencing epoch in PostgreSQL (sink.claim)
+        # How large the publisher's batches to ``output`` may be, read once (a replacement
+        # publisher reuses it).
+        limit = max_message_bytes(AdminClient(settings.kafka_client_config()), settings.topic_output)
+        self._batch_bytes = batch_bytes(limit)
+        log.info("worker.output_batches", max_message_bytes=limit, batch_bytes=self._batch_bytes)
         self.publisher = self._new_publisher()
         self._counted = (0, 0)  # the publisher's aborts and retries already in the metrics
         self._batch_id = 0  # of the last batch decided (staged in the publisher)
@@ -177,7 +184,7 @@ class Worker:
     def _new_publisher(self) -> Publisher:
         """The Kafka transactions, in a process of their own by default (``pipeline.publisher``)."""
         s = self.settings
-        config = producer_config(s, self.instance_id)
+        config = producer_config(s, self.instance_id, self._batch_bytes)
         topics = Topics(input=s.topic_input, output=s.topic_output, dlq=s.topic_dlq)
         if s.publisher_process:
             return ProcessPublisher(config, topics, lambda: self.stopping, s.log_level, s.log_json,
