@@ -41,7 +41,8 @@ WEDGED_AFTER_S = 15
 #: compression) when ``output`` accepts batches that large. The publisher hands librdkafka a
 #: whole 20,000-decision batch at once, so batches fill to this limit: 2 MB instead of the
 #: default 1 MB halves the produce requests, and the followers' fetches that replicate them
-#: (brokers ~1.2 us of CPU less a transaction, 6 of 7 paired bench runs; README, session 24).
+#: (brokers ~1-2 us of CPU less a transaction, lower in 9 of 10 paired bench runs; README,
+#: session 24).
 BATCH_BYTES = 2_000_000
 #: librdkafka's own ``batch.size``, kept when ``output``'s limit is unknown or too small.
 DEFAULT_BATCH_BYTES = 1_000_000
